@@ -1,0 +1,33 @@
+//! Header names of the Lambda control-plane APIs (protocol.md §1, §2), in lower case.
+//! HTTP header names are case-insensitive; `http::HeaderMap` compares them that way.
+
+/// Invocation id on `/next` replies.
+pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+/// Absolute deadline in Unix epoch milliseconds.
+pub const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+/// The ARN the caller invoked, possibly with a qualifier.
+pub const INVOKED_FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+/// X-Ray trace header value (`Root=…;Parent=…;Sampled=…`).
+pub const TRACE_ID: &str = "lambda-runtime-trace-id";
+/// The caller's client context, as JSON text.
+pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+/// Amazon Cognito identity, as JSON text.
+pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+/// Tenant id, when the function runs in tenant-isolation mode.
+pub const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
+/// Error type sent with `/error` and `/init/error`.
+pub const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+/// Invoke API reply header that marks a function error.
+pub const AMZ_FUNCTION_ERROR: &str = "x-amz-function-error";
+/// Invoke API request header selecting `RequestResponse`, `Event` or `DryRun`.
+pub const AMZ_INVOCATION_TYPE: &str = "x-amz-invocation-type";
+/// Invoke API request header carrying a base64 client context.
+pub const AMZ_CLIENT_CONTEXT: &str = "x-amz-client-context";
+/// Invoke API reply header naming the version that ran.
+pub const AMZ_EXECUTED_VERSION: &str = "x-amz-executed-version";
+/// AWS request id header on Invoke API replies.
+pub const AMZN_REQUEST_ID: &str = "x-amzn-requestid";
+/// AWS error type header on Invoke API error replies.
+pub const AMZN_ERROR_TYPE: &str = "x-amzn-errortype";
+/// X-Ray trace header on Invoke API requests.
+pub const AMZN_TRACE_ID: &str = "x-amzn-trace-id";

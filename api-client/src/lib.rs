@@ -1,0 +1,36 @@
+//! The AWS Lambda control-plane wire protocol, written once.
+//!
+//! Everything about the wire lives here, shared by the runtime, the extension library and
+//! the emulator: parsing `AWS_LAMBDA_RUNTIME_API` ([`Endpoint`]), the Runtime API paths and
+//! requests ([`RuntimeApi`], [`RuntimeRoute`]), header names ([`headers`]), bodies and limits
+//! ([`wire`]), request-id validation, a keep-alive HTTP/1.1 [`Client`] and typed
+//! [`ApiError`]s.
+//!
+//! ```no_run
+//! use ironlambda_api_client::{Client, Endpoint, NextHeaders, RuntimeApi};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoint = Endpoint::from_env()?;
+//! let api = RuntimeApi::new(endpoint.clone());
+//! let mut client = Client::new(&endpoint);
+//! let next = client.send(api.next()).await?;
+//! let headers = NextHeaders::from_headers(&next.headers);
+//! client.send(api.response(&headers.request_id, next.body, "application/json")?).await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod endpoint;
+mod error;
+pub mod headers;
+mod request_id;
+mod runtime_api;
+pub mod wire;
+
+pub use client::{ApiResponse, Client};
+pub use endpoint::{Endpoint, EndpointError, RUNTIME_API_ENV};
+pub use error::{ApiError, TransportError};
+pub use request_id::{InvalidRequestId, MAX_REQUEST_ID_LEN, validate_request_id};
+pub use runtime_api::{
+    Body, INIT_ERROR_PATH, MAX_ERROR_TYPE_LEN, NEXT_PATH, NextHeaders, RuntimeApi, RuntimeRoute,
+    VERSION_PREFIX, sanitize_error_type,
+};

@@ -1,0 +1,273 @@
+//! The Runtime API (`2018-06-01`): every path, request and `/next` header, built in one place
+//! (protocol.md §1). The client side builds requests; the emulator parses routes with
+//! [`RuntimeRoute::parse`], so both ends share one definition of the paths.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, header};
+use http_body_util::Full;
+
+use crate::endpoint::Endpoint;
+use crate::headers;
+use crate::request_id::{InvalidRequestId, validate_request_id};
+
+/// Version prefix of the Runtime API.
+pub const VERSION_PREFIX: &str = "/2018-06-01";
+/// Path of the long-poll for the next event.
+pub const NEXT_PATH: &str = "/2018-06-01/runtime/invocation/next";
+/// Path for reporting an initialization failure.
+pub const INIT_ERROR_PATH: &str = "/2018-06-01/runtime/init/error";
+const INVOCATION_PREFIX: &str = "/2018-06-01/runtime/invocation/";
+
+/// Longest error type sent in `Lambda-Runtime-Function-Error-Type`.
+pub const MAX_ERROR_TYPE_LEN: usize = 256;
+
+/// A request body for the Lambda APIs.
+pub type Body = Full<Bytes>;
+
+/// A Runtime API route, as the emulator sees an incoming request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeRoute<'a> {
+    /// `GET /runtime/invocation/next`
+    Next,
+    /// `POST /runtime/invocation/{id}/response`
+    Response(&'a str),
+    /// `POST /runtime/invocation/{id}/error`
+    Error(&'a str),
+    /// `POST /runtime/init/error`
+    InitError,
+}
+
+impl<'a> RuntimeRoute<'a> {
+    /// Matches a request path (without any endpoint prefix). The id is returned as sent;
+    /// the emulator answers unknown ids with `400 InvalidRequestID`.
+    pub fn parse(path: &'a str) -> Option<Self> {
+        if path == NEXT_PATH {
+            return Some(RuntimeRoute::Next);
+        }
+        if path == INIT_ERROR_PATH {
+            return Some(RuntimeRoute::InitError);
+        }
+        let rest = path.strip_prefix(INVOCATION_PREFIX)?;
+        if let Some(id) = rest.strip_suffix("/response") {
+            Some(RuntimeRoute::Response(id))
+        } else {
+            rest.strip_suffix("/error").map(RuntimeRoute::Error)
+        }
+    }
+
+    /// The HTTP method this route takes.
+    pub fn method(&self) -> Method {
+        match self {
+            RuntimeRoute::Next => Method::GET,
+            _ => Method::POST,
+        }
+    }
+}
+
+/// Makes an error type safe for a header (edge-cases A20): visible ASCII only, at most
+/// [`MAX_ERROR_TYPE_LEN`] bytes; anything else is replaced so the header is always sent.
+pub fn sanitize_error_type(error_type: &str) -> HeaderValue {
+    let cleaned: String = error_type
+        .chars()
+        .take(MAX_ERROR_TYPE_LEN)
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    let cleaned = if cleaned.is_empty() { "Runtime.Unknown".to_owned() } else { cleaned };
+    HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("Runtime.Unknown"))
+}
+
+/// Builds Runtime API requests for one endpoint.
+#[derive(Clone, Debug)]
+pub struct RuntimeApi {
+    endpoint: Endpoint,
+    host: HeaderValue,
+    next_path: String,
+}
+
+impl RuntimeApi {
+    /// Request builder for `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Self {
+        let host = HeaderValue::from_str(endpoint.authority())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        let next_path = endpoint.path(NEXT_PATH);
+        RuntimeApi { endpoint, host, next_path }
+    }
+
+    /// The endpoint these requests go to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Body> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        // The path was built from a validated id and a parsed prefix, so it is a valid URI.
+        *req.uri_mut() = path.parse().unwrap_or_default();
+        req.headers_mut().insert(header::HOST, self.host.clone());
+        req
+    }
+
+    /// `GET /runtime/invocation/next`.
+    pub fn next(&self) -> Request<Body> {
+        self.request(Method::GET, &self.next_path, Bytes::new())
+    }
+
+    /// `POST /runtime/invocation/{id}/response` with a buffered body.
+    pub fn response(
+        &self,
+        request_id: &str,
+        body: Bytes,
+        content_type: &'static str,
+    ) -> Result<Request<Body>, InvalidRequestId> {
+        validate_request_id(request_id)?;
+        let path = self.endpoint.path(&format!("{INVOCATION_PREFIX}{request_id}/response"));
+        let mut req = self.request(Method::POST, &path, body);
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Ok(req)
+    }
+
+    /// `POST /runtime/invocation/{id}/error` with an `ErrorRequest` JSON body.
+    pub fn error(
+        &self,
+        request_id: &str,
+        error_type: &str,
+        json_body: Bytes,
+    ) -> Result<Request<Body>, InvalidRequestId> {
+        validate_request_id(request_id)?;
+        let path = self.endpoint.path(&format!("{INVOCATION_PREFIX}{request_id}/error"));
+        Ok(self.error_request(&path, error_type, json_body))
+    }
+
+    /// `POST /runtime/init/error` with an `ErrorRequest` JSON body.
+    pub fn init_error(&self, error_type: &str, json_body: Bytes) -> Request<Body> {
+        let path = self.endpoint.path(INIT_ERROR_PATH);
+        self.error_request(&path, error_type, json_body)
+    }
+
+    fn error_request(&self, path: &str, error_type: &str, json_body: Bytes) -> Request<Body> {
+        let mut req = self.request(Method::POST, path, json_body);
+        let h = req.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(headers::FUNCTION_ERROR_TYPE, sanitize_error_type(error_type));
+        req
+    }
+}
+
+/// The headers of a `/next` reply, read leniently: a missing or unreadable optional
+/// header is `None`, never a panic (edge-cases A5–A8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NextHeaders {
+    /// `Lambda-Runtime-Aws-Request-Id`; empty when the header was missing.
+    pub request_id: String,
+    /// `Lambda-Runtime-Deadline-Ms`, when present and a whole number.
+    pub deadline_ms: Option<u64>,
+    /// `Lambda-Runtime-Invoked-Function-Arn`; empty when missing.
+    pub invoked_function_arn: String,
+    /// `Lambda-Runtime-Trace-Id`.
+    pub trace_id: Option<String>,
+    /// `Lambda-Runtime-Client-Context`, raw.
+    pub client_context: Option<String>,
+    /// `Lambda-Runtime-Cognito-Identity`, raw.
+    pub cognito_identity: Option<String>,
+    /// `Lambda-Runtime-Aws-Tenant-Id`.
+    pub tenant_id: Option<String>,
+}
+
+impl NextHeaders {
+    /// Reads the invocation headers of a `/next` reply.
+    pub fn from_headers(h: &HeaderMap) -> Self {
+        let text = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        NextHeaders {
+            request_id: text(headers::REQUEST_ID).unwrap_or_default(),
+            deadline_ms: text(headers::DEADLINE_MS).and_then(|v| v.parse().ok()),
+            invoked_function_arn: text(headers::INVOKED_FUNCTION_ARN).unwrap_or_default(),
+            trace_id: text(headers::TRACE_ID),
+            client_context: text(headers::CLIENT_CONTEXT),
+            cognito_identity: text(headers::COGNITO_IDENTITY),
+            tenant_id: text(headers::TENANT_ID),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> RuntimeApi {
+        RuntimeApi::new(Endpoint::parse("http://127.0.0.1:9001/pre").unwrap())
+    }
+
+    #[test]
+    fn requests_use_the_prefix_and_host() {
+        let a = api();
+        let next = a.next();
+        assert_eq!(next.method(), Method::GET);
+        assert_eq!(next.uri(), "/pre/2018-06-01/runtime/invocation/next");
+        assert_eq!(next.headers()[header::HOST], "127.0.0.1:9001");
+        let resp = a.response("abc-1", Bytes::from_static(b"{}"), "application/json").unwrap();
+        assert_eq!(resp.uri(), "/pre/2018-06-01/runtime/invocation/abc-1/response");
+        let err = a.error("abc-1", "Function.Boom", Bytes::new()).unwrap();
+        assert_eq!(err.uri(), "/pre/2018-06-01/runtime/invocation/abc-1/error");
+        assert_eq!(err.headers()[headers::FUNCTION_ERROR_TYPE], "Function.Boom");
+        assert_eq!(a.init_error("Runtime.Init", Bytes::new()).uri(), "/pre/2018-06-01/runtime/init/error");
+    }
+
+    #[test]
+    fn ids_that_could_change_the_path_are_refused() {
+        let a = api();
+        for id in ["../init/error", "a/b", "a%2f", "x?y", "x#y", "a b", ""] {
+            assert!(a.response(id, Bytes::new(), "application/json").is_err(), "{id:?}");
+            assert!(a.error(id, "T", Bytes::new()).is_err(), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn routes_round_trip() {
+        assert_eq!(RuntimeRoute::parse(NEXT_PATH), Some(RuntimeRoute::Next));
+        assert_eq!(RuntimeRoute::parse(INIT_ERROR_PATH), Some(RuntimeRoute::InitError));
+        assert_eq!(
+            RuntimeRoute::parse("/2018-06-01/runtime/invocation/x1/response"),
+            Some(RuntimeRoute::Response("x1"))
+        );
+        assert_eq!(
+            RuntimeRoute::parse("/2018-06-01/runtime/invocation/x1/error"),
+            Some(RuntimeRoute::Error("x1"))
+        );
+        assert_eq!(RuntimeRoute::parse("/2018-06-01/runtime/invocation/x1"), None);
+        assert_eq!(RuntimeRoute::parse("/2020-01-01/extension/register"), None);
+    }
+
+    #[test]
+    fn error_types_are_sanitized() {
+        assert_eq!(sanitize_error_type("Function.Ok"), "Function.Ok");
+        assert_eq!(sanitize_error_type("bad\r\nHeader: x"), "bad__Header:_x");
+        assert_eq!(sanitize_error_type(""), "Runtime.Unknown");
+        assert_eq!(sanitize_error_type("é"), "_");
+        assert_eq!(sanitize_error_type(&"x".repeat(1000)).len(), MAX_ERROR_TYPE_LEN);
+    }
+
+    #[test]
+    fn next_headers_are_lenient() {
+        let mut h = HeaderMap::new();
+        let empty = NextHeaders::from_headers(&h);
+        assert_eq!(empty, NextHeaders::default());
+        h.insert("Lambda-Runtime-Aws-Request-Id", HeaderValue::from_static("id-1"));
+        h.insert("lambda-runtime-deadline-ms", HeaderValue::from_static("not-a-number"));
+        h.insert("LAMBDA-RUNTIME-TRACE-ID", HeaderValue::from_static("Root=1-2-3"));
+        h.insert(headers::CLIENT_CONTEXT, HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        let n = NextHeaders::from_headers(&h);
+        assert_eq!(n.request_id, "id-1");
+        assert_eq!(n.deadline_ms, None);
+        assert_eq!(n.trace_id.as_deref(), Some("Root=1-2-3"));
+        assert_eq!(n.client_context, None);
+        h.insert(headers::DEADLINE_MS, HeaderValue::from_static("600000"));
+        assert_eq!(NextHeaders::from_headers(&h).deadline_ms, Some(600_000));
+    }
+}

@@ -1,0 +1,184 @@
+//! The invocation loop: `/next` → handler → `/response` or `/error`, forever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ironlambda_api_client::{ApiError, ApiResponse, Client, NextHeaders, RuntimeApi, validate_request_id};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::panic::{CatchUnwind, panic_message};
+use crate::xray::TraceEnv;
+
+/// How many times a failing `/next` is tried before the process gives up.
+const NEXT_ATTEMPTS: u32 = 6;
+/// The first pause between `/next` attempts; it doubles each time (50 ms … 800 ms, ~1.5 s in all).
+const NEXT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Error type reported when an event does not deserialize into the handler's event type.
+pub const INVALID_EVENT_ERROR_TYPE: &str = "Runtime.InvalidEvent";
+/// Error type reported when the handler's output does not serialize.
+pub const SERIALIZATION_ERROR_TYPE: &str = "Runtime.SerializationError";
+/// Error type reported when the handler panicked.
+pub const PANIC_ERROR_TYPE: &str = "Panic";
+
+/// What one invocation produced.
+enum Outcome {
+    Response(Bytes),
+    Failure(Error),
+}
+
+pub(crate) struct InvocationLoop<H> {
+    pub(crate) client: Client,
+    pub(crate) api: RuntimeApi,
+    pub(crate) handler: H,
+    pub(crate) config: Arc<Config>,
+    pub(crate) trace_env: TraceEnv,
+}
+
+impl<H: Handler> InvocationLoop<H> {
+    /// Serves invocations until the Runtime API fails in a way that means the environment is
+    /// gone (403 or persistent 5xx/transport errors on `/next`).
+    pub(crate) async fn serve(mut self) -> Result<(), Error> {
+        loop {
+            let next = self.next_event().await?;
+            let headers = NextHeaders::from_headers(&next.headers);
+            if let Err(e) = validate_request_id(&headers.request_id) {
+                // edge-cases A5: without a usable id nothing can be answered; skip the event.
+                tracing::error!("skipping an event whose {e}");
+                continue;
+            }
+            let ctx = Context::from_next(headers, self.config.clone());
+            self.trace_env.update(ctx.xray_trace_id.as_deref());
+            let span = tracing::info_span!("invocation", requestId = %ctx.request_id);
+            let request_id = ctx.request_id.clone();
+            let outcome = self.invoke(next.body, ctx).instrument(span.clone()).await;
+            self.report(&request_id, outcome).instrument(span).await;
+        }
+    }
+
+    /// `/next`, retried with bounded exponential backoff on transport errors and 5xx.
+    async fn next_event(&mut self) -> Result<ApiResponse, Error> {
+        let mut pause = NEXT_BACKOFF;
+        for attempt in 1..=NEXT_ATTEMPTS {
+            match self.client.send(self.api.next()).await {
+                Ok(r) => return Ok(r),
+                Err(e @ (ApiError::Transport(_) | ApiError::Server(..))) if attempt < NEXT_ATTEMPTS => {
+                    tracing::warn!("waiting for the next event failed (attempt {attempt} of {NEXT_ATTEMPTS}): {e}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => {
+                    tracing::error!("cannot get the next event, stopping the runtime: {e}");
+                    return Err(Error::from(e).with_error_type("Runtime.ApiError"));
+                }
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    async fn invoke(&self, body: Bytes, ctx: Context) -> Outcome {
+        let event = match deserialize_event::<H::Event>(&body) {
+            Ok(e) => e,
+            Err(e) => return Outcome::Failure(e),
+        };
+        match CatchUnwind(self.handler.call(event, ctx)).await {
+            Ok(Ok(output)) => match serde_json::to_vec(&output) {
+                Ok(json) => Outcome::Response(Bytes::from(json)),
+                Err(e) => Outcome::Failure(
+                    Error::new(SERIALIZATION_ERROR_TYPE, format!("failed to serialize the response: {e}")),
+                ),
+            },
+            Ok(Err(e)) => Outcome::Failure(e.into()),
+            Err(payload) => Outcome::Failure(Error::new(PANIC_ERROR_TYPE, panic_message(&*payload))),
+        }
+    }
+
+    /// Posts the outcome. Answers about this invocation (400/403/410/413) and transport
+    /// failures are logged and the loop goes on (edge-cases A11–A14); `/next` decides
+    /// whether the environment is still usable.
+    async fn report(&mut self, request_id: &str, outcome: Outcome) {
+        let request = match &outcome {
+            Outcome::Response(body) => self.api.response(request_id, body.clone(), "application/json"),
+            Outcome::Failure(e) => {
+                tracing::error!(errorType = %e.error_type(), "invocation failed: {}", e.message());
+                let body = serde_json::to_vec(&e.to_error_request()).unwrap_or_default();
+                self.api.error(request_id, e.error_type(), Bytes::from(body))
+            }
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("cannot report the invocation: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.client.send(request).await {
+            if e.is_per_invocation() {
+                tracing::warn!("Lambda refused the result of this invocation: {e}");
+            } else {
+                tracing::error!("could not deliver the result of this invocation: {e}");
+            }
+        }
+    }
+}
+
+/// Reads the event, naming the field that did not fit (e.g. `items[2].id`).
+fn deserialize_event<E: serde::de::DeserializeOwned>(body: &[u8]) -> Result<E, Error> {
+    let invalid = |detail: String| Error::new(INVALID_EVENT_ERROR_TYPE, format!("failed to deserialize the event{detail}"));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let event = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            invalid(format!(": {inner}"))
+        } else {
+            invalid(format!(" at `{path}`: {inner}"))
+        }
+    })?;
+    de.end().map_err(|e| invalid(format!(": {e}")))?;
+    Ok(event)
+}
+
+/// Reports an init failure to `/runtime/init/error` and hands it back for the exit.
+pub(crate) async fn report_init_error(client: &mut Client, api: &RuntimeApi, error: Error) -> Error {
+    tracing::error!(errorType = %error.error_type(), "init failed: {}", error.message());
+    let body = serde_json::to_vec(&error.to_error_request()).unwrap_or_default();
+    if let Err(e) = client.send(api.init_error(error.error_type(), Bytes::from(body))).await {
+        tracing::error!("could not report the init failure: {e}");
+    }
+    error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Order {
+        id: u32,
+        items: Vec<Item>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Item {
+        sku: String,
+    }
+
+    #[test]
+    fn deserialize_errors_name_the_field() {
+        let e = deserialize_event::<Order>(br#"{"id":1,"items":[{"sku":"a"},{"sku":5}]}"#).unwrap_err();
+        assert_eq!(e.error_type(), INVALID_EVENT_ERROR_TYPE);
+        assert!(e.message().contains("`items[1].sku`"), "{}", e.message());
+        let e = deserialize_event::<Order>(b"not json").unwrap_err();
+        assert!(e.message().starts_with("failed to deserialize the event: expected"), "{}", e.message());
+        let e = deserialize_event::<Order>(br#"{"id":1,"items":[]} trailing"#).unwrap_err();
+        assert!(e.message().contains("trailing"), "{}", e.message());
+        assert_eq!(deserialize_event::<Order>(br#"{"id":1,"items":[]}"#).unwrap().id, 1);
+    }
+}

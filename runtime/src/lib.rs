@@ -1,0 +1,135 @@
+//! Write AWS Lambda functions in Rust.
+//!
+//! A handler is an async fn taking the event and a [`Context`]:
+//!
+//! ```no_run
+//! use ironlambda_runtime::{Context, Error, handler_fn};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Request { name: Option<String> }
+//! #[derive(Serialize)]
+//! struct Response { message: String }
+//!
+//! async fn hello(event: Request, _ctx: Context) -> Result<Response, Error> {
+//!     let name = event.name.unwrap_or_else(|| "world".into());
+//!     Ok(Response { message: format!("Hello, {name}!") })
+//! }
+//!
+//! fn main() -> Result<(), Error> {
+//!     ironlambda_runtime::start(handler_fn(hello))
+//! }
+//! ```
+//!
+//! What the loop guarantees:
+//! - An event that does not deserialize fails that invocation (`Runtime.InvalidEvent`, with
+//!   the field path); the loop goes on.
+//! - A handler error is reported with its short type name (`ParseIntError`); a panic is
+//!   reported as `Panic` with the panic text; the loop goes on.
+//! - A failure before the loop starts (bad configuration, a failing init) is posted to
+//!   `/runtime/init/error` and returned, so `main` exits non-zero.
+//! - `/next` failures are retried with bounded backoff, then returned as an error.
+//! - Logs go through `tracing`; a default subscriber honouring `AWS_LAMBDA_LOG_FORMAT`,
+//!   `AWS_LAMBDA_LOG_LEVEL` and `RUST_LOG` is installed unless the program set its own, and
+//!   every line logged during an invocation carries its request id.
+
+mod config;
+mod context;
+mod error;
+mod handler;
+mod invocation_loop;
+mod logging;
+mod panic;
+mod xray;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ironlambda_api_client::{Client, Endpoint, RuntimeApi};
+
+pub use config::{Config, ConfigError};
+pub use context::{ClientApplication, ClientContext, CognitoIdentity, Context};
+pub use error::Error;
+pub use handler::{Handler, HandlerFn, handler_fn};
+pub use invocation_loop::{INVALID_EVENT_ERROR_TYPE, PANIC_ERROR_TYPE, SERIALIZATION_ERROR_TYPE};
+pub use logging::{LogFormat, init_default_subscriber};
+
+/// Runs `handler` for every invocation until the environment goes away.
+///
+/// Returns only on a fatal error (the Runtime API is unreachable or refuses `/next`), or
+/// when init fails; return that result from `main` so the process exits non-zero.
+pub async fn run<H: Handler>(handler: H) -> Result<(), Error> {
+    run_with_init(|_config| async move { Ok::<_, Error>(handler) }).await
+}
+
+/// Builds the handler with `init` (given the function's [`Config`]) and then runs it.
+///
+/// An `Err` or a panic from `init` is reported to `/runtime/init/error` and returned.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use ironlambda_runtime::{Config, Context, Error, handler_fn};
+///
+/// # async fn demo() -> Result<(), Error> {
+/// ironlambda_runtime::run_with_init(|config: Arc<Config>| async move {
+///     let table = std::env::var("TABLE")
+///         .map_err(|_| Error::new("Config.Missing", "TABLE is not set"))?;
+///     let function = config.function_name.clone();
+///     Ok::<_, Error>(handler_fn(move |key: String, _ctx: Context| {
+///         let answer = format!("{function} reads {key} from {table}");
+///         async move { Ok::<_, Error>(answer) }
+///     }))
+/// })
+/// .await
+/// # }
+/// ```
+pub async fn run_with_init<H, F, Fut, IE>(init: F) -> Result<(), Error>
+where
+    H: Handler,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<H, IE>> + Send,
+    IE: Into<Error>,
+{
+    init_default_subscriber();
+    let endpoint = Endpoint::from_env().map_err(|e| {
+        tracing::error!("{e}");
+        Error::from(e).with_error_type("Runtime.InvalidEndpoint")
+    })?;
+    let api = RuntimeApi::new(endpoint.clone());
+    let mut client = Client::new(&endpoint);
+    let config = match Config::from_env() {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            let e = Error::from(e).with_error_type("Runtime.InvalidConfig");
+            return Err(invocation_loop::report_init_error(&mut client, &api, e).await);
+        }
+    };
+    let handler = match panic::CatchUnwind(Box::pin(init(config.clone()))).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return Err(invocation_loop::report_init_error(&mut client, &api, e.into()).await),
+        Err(payload) => {
+            let e = Error::new(PANIC_ERROR_TYPE, panic::panic_message(&*payload));
+            return Err(invocation_loop::report_init_error(&mut client, &api, e).await);
+        }
+    };
+    invocation_loop::InvocationLoop {
+        client,
+        api,
+        handler,
+        config,
+        trace_env: xray::TraceEnv::from_env(),
+    }
+    .serve()
+    .await
+}
+
+/// Like [`run`], from synchronous code: builds a current-thread tokio runtime and blocks on
+/// the loop. A single-threaded process is also what lets `_X_AMZN_TRACE_ID` follow each
+/// invocation.
+pub fn start<H: Handler>(handler: H) -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::from)?
+        .block_on(run(handler))
+}
