@@ -1,0 +1,205 @@
+//! A local AWS Lambda control plane, as a library and as the `ironlambda-emulator` CLI.
+//!
+//! It launches a function's executable the way Lambda launches `bootstrap`, serves it the
+//! Runtime API, and serves callers the Invoke API, with production's status codes, limits,
+//! timeouts and error bodies (see `shared/protocol`). Use it from tests:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ironlambda_emulator::Emulator;
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let emulator = Emulator::builder("target/debug/hello")
+//!     .timeout(Duration::from_secs(5))
+//!     .start()
+//!     .await?;
+//! let answer = emulator.invoke(r#"{"name":"Ada"}"#).await?;
+//! assert_eq!(answer.json()?["message"], "Hello, Ada!");
+//! emulator.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod config;
+mod environment;
+mod http_util;
+mod invoke_api;
+mod logs;
+mod process;
+mod runtime_api;
+mod server;
+mod time;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+pub use client::{InvokeResponse, invoke_request, send};
+pub use config::FunctionConfig;
+pub use logs::Logs;
+
+/// How many invocations may wait for the environment before callers get 429.
+const QUEUE_LIMIT: usize = 1024;
+
+/// Configures and starts an [`Emulator`].
+#[derive(Debug, Clone)]
+pub struct EmulatorBuilder {
+    function: FunctionConfig,
+    addr: SocketAddr,
+    echo: bool,
+}
+
+impl EmulatorBuilder {
+    /// The function's name (default: the executable's file name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.function.name = name.into();
+        self
+    }
+
+    /// The function timeout (default 3 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.function.timeout = timeout;
+        self
+    }
+
+    /// The init phase limit (default 10 s).
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.function.init_timeout = timeout;
+        self
+    }
+
+    /// The memory size in MB (default 128).
+    pub fn memory_mb(mut self, mb: u32) -> Self {
+        self.function.memory_mb = mb;
+        self
+    }
+
+    /// Adds an environment variable for the function.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.function.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts the runtime at once instead of on the first invoke.
+    pub fn eager_init(mut self, eager: bool) -> Self {
+        self.function.eager_init = eager;
+        self
+    }
+
+    /// The address to listen on (default `127.0.0.1:0`, a free port).
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Also print every log line to stdout (default: only keep them, see [`Emulator::logs`]).
+    pub fn echo_logs(mut self, echo: bool) -> Self {
+        self.echo = echo;
+        self
+    }
+
+    /// Binds the listener and starts the environment.
+    pub async fn start(self) -> std::io::Result<Emulator> {
+        if !self.function.executable.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("function executable {} does not exist", self.function.executable.display()),
+            ));
+        }
+        let listener = TcpListener::bind(self.addr).await?;
+        let addr = listener.local_addr()?;
+        let config = Arc::new(self.function);
+        let logs = Logs::new(self.echo);
+        let (calls_tx, calls_rx) = mpsc::channel(64);
+        let (invokes_tx, invokes_rx) = mpsc::channel(QUEUE_LIMIT);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let environment = environment::Environment::new(config.clone(), addr.to_string(), logs.clone());
+        let environment = tokio::spawn(environment.run(calls_rx, invokes_rx, stop_rx));
+        let shared = Arc::new(server::Shared {
+            config: config.clone(),
+            calls: calls_tx,
+            invokes: invokes_tx,
+        });
+        let server = tokio::spawn(server::serve(listener, shared));
+        Ok(Emulator {
+            addr,
+            config,
+            logs,
+            stop: Some(stop_tx),
+            environment,
+            server,
+        })
+    }
+}
+
+/// A running emulator. Dropping it stops the server and kills the function process.
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    config: Arc<FunctionConfig>,
+    logs: Logs,
+    stop: Option<oneshot::Sender<()>>,
+    environment: JoinHandle<()>,
+    server: JoinHandle<()>,
+}
+
+impl Emulator {
+    /// A builder for the function at `executable`.
+    pub fn builder(executable: impl Into<PathBuf>) -> EmulatorBuilder {
+        EmulatorBuilder {
+            function: FunctionConfig::new(executable),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            echo: false,
+        }
+    }
+
+    /// Where the emulator listens (Invoke API and Runtime API).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The function's configuration.
+    pub fn config(&self) -> &FunctionConfig {
+        &self.config
+    }
+
+    /// The Invoke API URL for this function.
+    pub fn invoke_url(&self) -> String {
+        format!("http://{}/2015-03-31/functions/{}/invocations", self.addr, self.config.name)
+    }
+
+    /// The log lines: the function's output and START / END / REPORT.
+    pub fn logs(&self) -> &Logs {
+        &self.logs
+    }
+
+    /// Invokes the function synchronously over real HTTP.
+    pub async fn invoke(&self, payload: impl Into<Bytes>) -> std::io::Result<InvokeResponse> {
+        send(self.addr, invoke_request(self.addr, &self.config.name, payload)).await
+    }
+
+    /// Stops the environment (the runtime is killed, as Lambda does with no extensions)
+    /// and the server, and waits for both.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.environment).await;
+        self.server.abort();
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // Aborting drops the environment task, and with it the child (kill_on_drop).
+        self.environment.abort();
+        self.server.abort();
+    }
+}

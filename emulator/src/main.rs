@@ -1,0 +1,118 @@
+//! `ironlambda-emulator`: run a Lambda function locally.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use ironlambda_emulator::Emulator;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Run an AWS Lambda function (a `bootstrap` executable) on a local Lambda control plane.
+#[derive(Parser, Debug)]
+#[command(name = "ironlambda-emulator", version)]
+struct Args {
+    /// The function's executable.
+    #[arg(long, value_name = "PATH")]
+    function: PathBuf,
+    /// Port for the Invoke API and the Runtime API (0 picks a free one).
+    #[arg(long, default_value_t = 9000)]
+    port: u16,
+    /// Address to bind; loopback unless you really mean otherwise.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Function timeout in seconds (Lambda allows 1 to 900).
+    #[arg(long, default_value_t = 3.0, value_parser = parse_secs)]
+    timeout: f64,
+    /// Init phase limit in seconds.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_secs)]
+    init_timeout: f64,
+    /// Memory size in MB.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10240))]
+    memory: u32,
+    /// Function name (default: the executable's file name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Environment variable for the function, as KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Start the function now instead of on the first invoke.
+    #[arg(long)]
+    eager: bool,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 900.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds between 0 and 900")),
+    }
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ironlambda-emulator: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> ExitCode {
+    let mut builder = Emulator::builder(&args.function)
+        .addr(SocketAddr::new(args.host, args.port))
+        .timeout(Duration::from_secs_f64(args.timeout))
+        .init_timeout(Duration::from_secs_f64(args.init_timeout))
+        .memory_mb(args.memory)
+        .eager_init(args.eager)
+        .echo_logs(true);
+    if let Some(name) = &args.name {
+        builder = builder.name(name);
+    }
+    for (k, v) in &args.env {
+        builder = builder.env(k, v);
+    }
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => {
+            eprintln!("ironlambda-emulator: cannot install signal handlers");
+            return ExitCode::FAILURE;
+        }
+    };
+    let emulator = match builder.start().await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ironlambda-emulator: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let c = emulator.config();
+    println!(
+        "ironlambda-emulator: listening on http://{} (function {}, timeout {:.2} s, memory {} MB)",
+        emulator.addr(),
+        c.name,
+        c.timeout.as_secs_f64(),
+        c.memory_mb
+    );
+    println!(
+        "ironlambda-emulator: try  curl -s {} -d '{{}}'",
+        emulator.invoke_url()
+    );
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    println!("ironlambda-emulator: shutting down");
+    emulator.shutdown().await;
+    ExitCode::SUCCESS
+}

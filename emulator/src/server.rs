@@ -1,0 +1,72 @@
+//! The listener: one loopback port serving the Invoke API and the Runtime API.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use ironlambda_api_client::RuntimeRoute;
+use ironlambda_api_client::wire::ApiErrorBody;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::config::FunctionConfig;
+use crate::environment::{Invocation, RuntimeCall};
+use crate::http_util::{Reply, json};
+use crate::{invoke_api, runtime_api};
+
+/// What every connection's handlers share.
+pub(crate) struct Shared {
+    pub(crate) config: Arc<FunctionConfig>,
+    pub(crate) calls: mpsc::Sender<RuntimeCall>,
+    pub(crate) invokes: mpsc::Sender<Invocation>,
+}
+
+/// Accepts connections until the task is aborted; aborting it also ends every connection.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(route(req, &shared).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
+    let path = req.uri().path().to_owned();
+    if path.starts_with(invoke_api::PREFIX) {
+        let target = invoke_api::InvokeTarget {
+            function_name: &shared.config.name,
+            function_arn: shared.config.arn(),
+            invokes: &shared.invokes,
+        };
+        return invoke_api::handle(req, target).await;
+    }
+    if let Some(route) = RuntimeRoute::parse(&path) {
+        return runtime_api::handle(route, req, &shared.calls).await;
+    }
+    if path == "/2018-06-01/ping" {
+        return json(StatusCode::OK, "pong");
+    }
+    json(
+        StatusCode::NOT_FOUND,
+        ApiErrorBody::new("NotFound", format!("No route for {} {path}", req.method())).to_json(),
+    )
+}

@@ -1,0 +1,60 @@
+//! A function whose behaviour is chosen by its event, for the end-to-end tests:
+//! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`.
+//! With `FAIL_INIT=<message>` in its environment, init fails with that message.
+
+use std::time::Duration;
+
+use ironlambda_runtime::{Context, Error, handler_fn};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+enum Action {
+    Echo { value: Value },
+    Fail { message: String },
+    Panic { message: String },
+    Sleep { ms: u64 },
+    Exit { code: i32 },
+    Big { bytes: usize },
+    Context,
+}
+
+async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
+    match action {
+        Action::Echo { value } => {
+            tracing::info!("echoing {value}");
+            Ok(json!({ "echo": value }))
+        }
+        Action::Fail { message } => Err(Error::new("Function.Requested", message)),
+        Action::Panic { message } => panic!("{message}"),
+        Action::Sleep { ms } => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(json!({ "slept_ms": ms }))
+        }
+        Action::Exit { code } => std::process::exit(code),
+        Action::Big { bytes } => Ok(Value::String("x".repeat(bytes))),
+        Action::Context => Ok(json!({
+            "request_id": ctx.request_id,
+            "arn": ctx.invoked_function_arn,
+            "remaining_ms": ctx.remaining().map(|d| d.as_millis() as u64),
+            "trace_id": ctx.xray_trace_id,
+            "trace_env": std::env::var("_X_AMZN_TRACE_ID").ok(),
+            "client_context": ctx.client_context,
+            "function_name": ctx.config.function_name,
+            "memory_mb": ctx.config.memory_mb,
+        })),
+    }
+}
+
+fn main() -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(ironlambda_runtime::run_with_init(|_config| async {
+            match std::env::var("FAIL_INIT") {
+                Ok(message) => Err(Error::new("Function.InitFailed", message)),
+                Err(_) => Ok(handler_fn(handle)),
+            }
+        }))
+}

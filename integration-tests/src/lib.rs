@@ -1,0 +1,55 @@
+//! Helpers for the end-to-end tests: finding the built function binaries and starting an
+//! emulator around them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ironlambda_emulator::{Emulator, EmulatorBuilder};
+
+/// A generous limit for anything the tests wait for, so a loaded 2-core machine never
+/// turns a slow run into a failure; the tests never assert on timing.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Path of a binary built by `cargo build --workspace --bins` (what `make test` runs first),
+/// found next to the running test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe
+        .parent()
+        .map(|d| if d.ends_with("deps") { d.parent().unwrap_or(d) } else { d })
+        .expect("the test executable is in a directory");
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first (`make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A builder for an emulator running binary `name` with a patient timeout.
+pub fn emulator(name: &str) -> EmulatorBuilder {
+    Emulator::builder(binary(name))
+        .timeout(PATIENCE)
+        .init_timeout(PATIENCE)
+}
+
+/// How many times the runtime was started so far.
+pub fn init_count(emulator: &Emulator) -> usize {
+    emulator
+        .logs()
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("INIT_START"))
+        .count()
+}
+
+/// Waits for the REPORT line of `request_id` and returns it.
+pub async fn report_line(emulator: &Emulator, request_id: &str) -> String {
+    let needle = format!("REPORT RequestId: {request_id}");
+    emulator
+        .logs()
+        .wait_for(PATIENCE, |l| l.starts_with(&needle))
+        .await
+        .unwrap_or_else(|| panic!("no REPORT for {request_id}; logs: {:#?}", emulator.logs().lines()))
+}
