@@ -175,7 +175,12 @@ mod tests {
             assert_eq!(r.body, format!("event-{i}"));
         }
         let lines = server.await.unwrap();
-        assert!(lines.iter().all(|l| l == "GET /2018-06-01/runtime/invocation/next HTTP/1.1"), "{lines:?}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l == "GET /2018-06-01/runtime/invocation/next HTTP/1.1"),
+            "{lines:?}"
+        );
     }
 
     #[tokio::test]
@@ -186,7 +191,10 @@ mod tests {
             let (mut sock, _) = listener.accept().await.unwrap();
             read_request(&mut sock).await;
             let body = r#"{"errorType":"InvalidStateTransition","errorMessage":"no"}"#;
-            let resp = format!("HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            let resp = format!(
+                "HTTP/1.1 403 Forbidden\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
             sock.write_all(resp.as_bytes()).await.unwrap();
         });
         let endpoint = Endpoint::parse(&addr.to_string()).unwrap();
@@ -198,10 +206,17 @@ mod tests {
         }
 
         // Nothing listens on a port we just released.
-        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let endpoint = Endpoint::parse(&closed.to_string()).unwrap();
         let mut client = Client::new(&endpoint);
-        let err = client.send(RuntimeApi::new(endpoint).next()).await.unwrap_err();
+        let err = client
+            .send(RuntimeApi::new(endpoint).next())
+            .await
+            .unwrap_err();
         assert!(matches!(err, ApiError::Transport(_)), "{err:?}");
         assert!(err.to_string().contains("unreachable"), "{err}");
     }

@@ -191,7 +191,10 @@ mod tests {
     #[test]
     fn paths_keep_the_prefix() {
         let e = Endpoint::parse("http://127.0.0.1:9000/.rt").unwrap();
-        assert_eq!(e.path("/2018-06-01/runtime/invocation/next"), "/.rt/2018-06-01/runtime/invocation/next");
+        assert_eq!(
+            e.path("/2018-06-01/runtime/invocation/next"),
+            "/.rt/2018-06-01/runtime/invocation/next"
+        );
         assert_eq!(e.to_string(), "http://127.0.0.1:9000/.rt");
     }
 }

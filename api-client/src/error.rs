@@ -99,7 +99,10 @@ impl ApiError {
     pub fn is_per_invocation(&self) -> bool {
         matches!(
             self,
-            ApiError::BadRequest(_) | ApiError::Forbidden(_) | ApiError::Gone(_) | ApiError::PayloadTooLarge(_)
+            ApiError::BadRequest(_)
+                | ApiError::Forbidden(_)
+                | ApiError::Gone(_)
+                | ApiError::PayloadTooLarge(_)
         )
     }
 }

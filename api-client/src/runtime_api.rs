@@ -72,7 +72,11 @@ pub fn sanitize_error_type(error_type: &str) -> HeaderValue {
         .take(MAX_ERROR_TYPE_LEN)
         .map(|c| if c.is_ascii_graphic() { c } else { '_' })
         .collect();
-    let cleaned = if cleaned.is_empty() { "Runtime.Unknown".to_owned() } else { cleaned };
+    let cleaned = if cleaned.is_empty() {
+        "Runtime.Unknown".to_owned()
+    } else {
+        cleaned
+    };
     HeaderValue::from_str(&cleaned).unwrap_or_else(|_| HeaderValue::from_static("Runtime.Unknown"))
 }
 
@@ -90,7 +94,11 @@ impl RuntimeApi {
         let host = HeaderValue::from_str(endpoint.authority())
             .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
         let next_path = endpoint.path(NEXT_PATH);
-        RuntimeApi { endpoint, host, next_path }
+        RuntimeApi {
+            endpoint,
+            host,
+            next_path,
+        }
     }
 
     /// The endpoint these requests go to.
@@ -120,7 +128,9 @@ impl RuntimeApi {
         content_type: &'static str,
     ) -> Result<Request<Body>, InvalidRequestId> {
         validate_request_id(request_id)?;
-        let path = self.endpoint.path(&format!("{INVOCATION_PREFIX}{request_id}/response"));
+        let path = self
+            .endpoint
+            .path(&format!("{INVOCATION_PREFIX}{request_id}/response"));
         let mut req = self.request(Method::POST, &path, body);
         req.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -135,7 +145,9 @@ impl RuntimeApi {
         json_body: Bytes,
     ) -> Result<Request<Body>, InvalidRequestId> {
         validate_request_id(request_id)?;
-        let path = self.endpoint.path(&format!("{INVOCATION_PREFIX}{request_id}/error"));
+        let path = self
+            .endpoint
+            .path(&format!("{INVOCATION_PREFIX}{request_id}/error"));
         Ok(self.error_request(&path, error_type, json_body))
     }
 
@@ -148,8 +160,14 @@ impl RuntimeApi {
     fn error_request(&self, path: &str, error_type: &str, json_body: Bytes) -> Request<Body> {
         let mut req = self.request(Method::POST, path, json_body);
         let h = req.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(headers::FUNCTION_ERROR_TYPE, sanitize_error_type(error_type));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            headers::FUNCTION_ERROR_TYPE,
+            sanitize_error_type(error_type),
+        );
         req
     }
 }
@@ -211,19 +229,30 @@ mod tests {
         assert_eq!(next.method(), Method::GET);
         assert_eq!(next.uri(), "/pre/2018-06-01/runtime/invocation/next");
         assert_eq!(next.headers()[header::HOST], "127.0.0.1:9001");
-        let resp = a.response("abc-1", Bytes::from_static(b"{}"), "application/json").unwrap();
-        assert_eq!(resp.uri(), "/pre/2018-06-01/runtime/invocation/abc-1/response");
+        let resp = a
+            .response("abc-1", Bytes::from_static(b"{}"), "application/json")
+            .unwrap();
+        assert_eq!(
+            resp.uri(),
+            "/pre/2018-06-01/runtime/invocation/abc-1/response"
+        );
         let err = a.error("abc-1", "Function.Boom", Bytes::new()).unwrap();
         assert_eq!(err.uri(), "/pre/2018-06-01/runtime/invocation/abc-1/error");
         assert_eq!(err.headers()[headers::FUNCTION_ERROR_TYPE], "Function.Boom");
-        assert_eq!(a.init_error("Runtime.Init", Bytes::new()).uri(), "/pre/2018-06-01/runtime/init/error");
+        assert_eq!(
+            a.init_error("Runtime.Init", Bytes::new()).uri(),
+            "/pre/2018-06-01/runtime/init/error"
+        );
     }
 
     #[test]
     fn ids_that_could_change_the_path_are_refused() {
         let a = api();
         for id in ["../init/error", "a/b", "a%2f", "x?y", "x#y", "a b", ""] {
-            assert!(a.response(id, Bytes::new(), "application/json").is_err(), "{id:?}");
+            assert!(
+                a.response(id, Bytes::new(), "application/json").is_err(),
+                "{id:?}"
+            );
             assert!(a.error(id, "T", Bytes::new()).is_err(), "{id:?}");
         }
     }
@@ -231,7 +260,10 @@ mod tests {
     #[test]
     fn routes_round_trip() {
         assert_eq!(RuntimeRoute::parse(NEXT_PATH), Some(RuntimeRoute::Next));
-        assert_eq!(RuntimeRoute::parse(INIT_ERROR_PATH), Some(RuntimeRoute::InitError));
+        assert_eq!(
+            RuntimeRoute::parse(INIT_ERROR_PATH),
+            Some(RuntimeRoute::InitError)
+        );
         assert_eq!(
             RuntimeRoute::parse("/2018-06-01/runtime/invocation/x1/response"),
             Some(RuntimeRoute::Response("x1"))
@@ -240,7 +272,10 @@ mod tests {
             RuntimeRoute::parse("/2018-06-01/runtime/invocation/x1/error"),
             Some(RuntimeRoute::Error("x1"))
         );
-        assert_eq!(RuntimeRoute::parse("/2018-06-01/runtime/invocation/x1"), None);
+        assert_eq!(
+            RuntimeRoute::parse("/2018-06-01/runtime/invocation/x1"),
+            None
+        );
         assert_eq!(RuntimeRoute::parse("/2020-01-01/extension/register"), None);
     }
 
@@ -250,7 +285,10 @@ mod tests {
         assert_eq!(sanitize_error_type("bad\r\nHeader: x"), "bad__Header:_x");
         assert_eq!(sanitize_error_type(""), "Runtime.Unknown");
         assert_eq!(sanitize_error_type("é"), "_");
-        assert_eq!(sanitize_error_type(&"x".repeat(1000)).len(), MAX_ERROR_TYPE_LEN);
+        assert_eq!(
+            sanitize_error_type(&"x".repeat(1000)).len(),
+            MAX_ERROR_TYPE_LEN
+        );
     }
 
     #[test]
@@ -258,10 +296,22 @@ mod tests {
         let mut h = HeaderMap::new();
         let empty = NextHeaders::from_headers(&h);
         assert_eq!(empty, NextHeaders::default());
-        h.insert("Lambda-Runtime-Aws-Request-Id", HeaderValue::from_static("id-1"));
-        h.insert("lambda-runtime-deadline-ms", HeaderValue::from_static("not-a-number"));
-        h.insert("LAMBDA-RUNTIME-TRACE-ID", HeaderValue::from_static("Root=1-2-3"));
-        h.insert(headers::CLIENT_CONTEXT, HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        h.insert(
+            "Lambda-Runtime-Aws-Request-Id",
+            HeaderValue::from_static("id-1"),
+        );
+        h.insert(
+            "lambda-runtime-deadline-ms",
+            HeaderValue::from_static("not-a-number"),
+        );
+        h.insert(
+            "LAMBDA-RUNTIME-TRACE-ID",
+            HeaderValue::from_static("Root=1-2-3"),
+        );
+        h.insert(
+            headers::CLIENT_CONTEXT,
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
         let n = NextHeaders::from_headers(&h);
         assert_eq!(n.request_id, "id-1");
         assert_eq!(n.deadline_ms, None);

@@ -89,8 +89,12 @@ mod tests {
             stack_trace: vec![],
         };
         let json = serde_json::to_string(&e).unwrap();
-        assert_eq!(json, r#"{"errorMessage":"boom","errorType":"ParseIntError","stackTrace":[]}"#);
-        let back: ErrorRequest = serde_json::from_str(r#"{"errorMessage":"m","errorType":"t"}"#).unwrap();
+        assert_eq!(
+            json,
+            r#"{"errorMessage":"boom","errorType":"ParseIntError","stackTrace":[]}"#
+        );
+        let back: ErrorRequest =
+            serde_json::from_str(r#"{"errorMessage":"m","errorType":"t"}"#).unwrap();
         assert!(back.stack_trace.is_empty());
     }
 
@@ -98,6 +102,10 @@ mod tests {
     fn limits_match_production() {
         assert_eq!(MAX_RESPONSE_PAYLOAD, 6_291_556);
         assert_eq!(MAX_INVOKE_PAYLOAD, 6_291_456);
-        assert!(String::from_utf8(request_entity_too_large().to_json()).unwrap().contains("6291556 bytes"));
+        assert!(
+            String::from_utf8(request_entity_too_large().to_json())
+                .unwrap()
+                .contains("6291556 bytes")
+        );
     }
 }

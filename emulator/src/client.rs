@@ -43,7 +43,11 @@ impl InvokeResponse {
 }
 
 /// The Invoke API request for `function` with `payload` and optional extra headers.
-pub fn invoke_request(addr: SocketAddr, function: &str, payload: impl Into<Bytes>) -> Request<Full<Bytes>> {
+pub fn invoke_request(
+    addr: SocketAddr,
+    function: &str,
+    payload: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
     let mut req = Request::new(Full::new(payload.into()));
     *req.method_mut() = Method::POST;
     *req.uri_mut() = format!("/2015-03-31/functions/{function}/invocations")

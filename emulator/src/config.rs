@@ -48,6 +48,9 @@ impl FunctionConfig {
 
     /// The unqualified function ARN.
     pub fn arn(&self) -> String {
-        format!("arn:aws:lambda:{}:000000000000:function:{}", self.region, self.name)
+        format!(
+            "arn:aws:lambda:{}:000000000000:function:{}",
+            self.region, self.name
+        )
     }
 }

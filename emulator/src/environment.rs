@@ -44,9 +44,15 @@ pub(crate) struct Invocation {
 #[derive(Debug)]
 pub(crate) enum InvokeResult {
     /// The runtime posted `/response`.
-    Success { body: Bytes, content_type: Option<HeaderValue> },
+    Success {
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    },
     /// The runtime posted `/error`, crashed, timed out or failed to start.
-    FunctionError { body: Bytes, content_type: Option<HeaderValue> },
+    FunctionError {
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    },
 }
 
 impl InvokeResult {
@@ -214,7 +220,8 @@ impl Environment {
     }
 
     fn launch(&mut self, job: Option<Invocation>) {
-        self.logs.line("INIT_START Runtime Version: provided:al2023 (ironlambda-emulator)");
+        self.logs
+            .line("INIT_START Runtime Version: provided:al2023 (ironlambda-emulator)");
         match RuntimeProcess::launch(&self.config, &self.runtime_api, &self.logs) {
             Ok(p) => {
                 self.process = Some(p);
@@ -229,10 +236,15 @@ impl Environment {
             }
             Err(e) => {
                 let path = self.config.executable.display();
-                self.logs.line(format!("ironlambda-emulator: cannot start {path}: {e}"));
+                self.logs
+                    .line(format!("ironlambda-emulator: cannot start {path}: {e}"));
                 if let Some(job) = job {
-                    let message = format!("RequestId: {} Error: fork/exec {path}: {e}", job.request_id);
-                    answer(job.reply, InvokeResult::platform_error("Runtime.InvalidEntrypoint", message));
+                    let message =
+                        format!("RequestId: {} Error: fork/exec {path}: {e}", job.request_id);
+                    answer(
+                        job.reply,
+                        InvokeResult::platform_error("Runtime.InvalidEntrypoint", message),
+                    );
                 }
                 self.phase = Phase::Down;
             }
@@ -265,7 +277,10 @@ impl Environment {
             client_context: job.client_context,
             body: job.body,
         });
-        self.logs.line(format!("START RequestId: {} Version: $LATEST", event.request_id));
+        self.logs.line(format!(
+            "START RequestId: {} Version: $LATEST",
+            event.request_id
+        ));
         let delivered = self.deliver(&event);
         self.phase = Phase::Running(Invoke {
             event,
@@ -290,13 +305,29 @@ impl Environment {
     fn on_call(&mut self, call: RuntimeCall) {
         match call {
             RuntimeCall::Next(reply) => self.on_next(reply),
-            RuntimeCall::Response { id, body, content_type, reply } => {
+            RuntimeCall::Response {
+                id,
+                body,
+                content_type,
+                reply,
+            } => {
                 let _ = reply.send(self.on_result(&id, body, content_type, None));
             }
-            RuntimeCall::Error { id, body, content_type, error_type, reply } => {
+            RuntimeCall::Error {
+                id,
+                body,
+                content_type,
+                error_type,
+                reply,
+            } => {
                 let _ = reply.send(self.on_result(&id, body, content_type, Some(error_type)));
             }
-            RuntimeCall::InitError { body, content_type, error_type, reply } => {
+            RuntimeCall::InitError {
+                body,
+                content_type,
+                error_type,
+                reply,
+            } => {
                 let _ = reply.send(self.on_init_error(body, content_type, error_type));
             }
         }
@@ -305,11 +336,17 @@ impl Environment {
     fn on_next(&mut self, reply: oneshot::Sender<Result<Arc<Event>, Refusal>>) {
         match std::mem::replace(&mut self.phase, Phase::Down) {
             Phase::Down => {
-                let body = ApiErrorBody::new("InternalServerError", "No runtime is running in this environment");
+                let body = ApiErrorBody::new(
+                    "InternalServerError",
+                    "No runtime is running in this environment",
+                );
                 let _ = reply.send(Err((StatusCode::INTERNAL_SERVER_ERROR, body)));
             }
             Phase::Init(init) if init.error.is_some() => {
-                let _ = reply.send(Err((StatusCode::FORBIDDEN, invalid_state_transition("InitError", "Ready"))));
+                let _ = reply.send(Err((
+                    StatusCode::FORBIDDEN,
+                    invalid_state_transition("InitError", "Ready"),
+                )));
                 self.phase = Phase::Init(init);
             }
             Phase::Init(init) => {
@@ -360,8 +397,15 @@ impl Environment {
             other => {
                 let refusal = match &other {
                     Phase::PostInvoke(inv) if inv.event.request_id == id => {
-                        let to = if error_type.is_some() { "InvocationErrorResponse" } else { "InvocationResponse" };
-                        (StatusCode::FORBIDDEN, invalid_state_transition("ResponseSent", to))
+                        let to = if error_type.is_some() {
+                            "InvocationErrorResponse"
+                        } else {
+                            "InvocationResponse"
+                        };
+                        (
+                            StatusCode::FORBIDDEN,
+                            invalid_state_transition("ResponseSent", to),
+                        )
                     }
                     _ => (StatusCode::BAD_REQUEST, invalid_request_id()),
                 };
@@ -371,7 +415,9 @@ impl Environment {
         };
         let mut inv = target;
         let (result, refusal) = match (body, error_type) {
-            (PostedBody::Complete(body), None) => (InvokeResult::Success { body, content_type }, None),
+            (PostedBody::Complete(body), None) => {
+                (InvokeResult::Success { body, content_type }, None)
+            }
             (PostedBody::Complete(body), Some(error_type)) => {
                 // §1.4: with no body Lambda builds the error from the header.
                 let body = if body.is_empty() {
@@ -385,7 +431,9 @@ impl Environment {
             (PostedBody::TooLarge(n), _) => (
                 InvokeResult::platform_error(
                     "Function.ResponseSizeTooLarge",
-                    format!("Response payload size ({n} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_PAYLOAD} bytes)."),
+                    format!(
+                        "Response payload size ({n} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_PAYLOAD} bytes)."
+                    ),
                 ),
                 Some((StatusCode::PAYLOAD_TOO_LARGE, request_entity_too_large())),
             ),
@@ -396,7 +444,10 @@ impl Environment {
                 ),
                 Some((
                     StatusCode::BAD_REQUEST,
-                    ApiErrorBody::new("TruncatedHTTPRequest", "The HTTP request body was truncated"),
+                    ApiErrorBody::new(
+                        "TruncatedHTTPRequest",
+                        "The HTTP request body was truncated",
+                    ),
                 )),
             ),
         };
@@ -416,22 +467,34 @@ impl Environment {
             Phase::Init(init) if init.error.is_none() => {
                 let body = match body {
                     PostedBody::Complete(b) if !b.is_empty() => b,
-                    PostedBody::Complete(_) => {
-                        error_json(error_type.as_deref().unwrap_or("Runtime.Unknown"), String::new())
+                    PostedBody::Complete(_) => error_json(
+                        error_type.as_deref().unwrap_or("Runtime.Unknown"),
+                        String::new(),
+                    ),
+                    PostedBody::TooLarge(_) => {
+                        return Err((StatusCode::PAYLOAD_TOO_LARGE, request_entity_too_large()));
                     }
-                    PostedBody::TooLarge(_) => return Err((StatusCode::PAYLOAD_TOO_LARGE, request_entity_too_large())),
                     PostedBody::Truncated => {
                         return Err((
                             StatusCode::BAD_REQUEST,
-                            ApiErrorBody::new("TruncatedHTTPRequest", "The HTTP request body was truncated"),
+                            ApiErrorBody::new(
+                                "TruncatedHTTPRequest",
+                                "The HTTP request body was truncated",
+                            ),
                         ));
                     }
                 };
                 init.error = Some((body, content_type));
                 Ok(())
             }
-            Phase::Init(_) => Err((StatusCode::FORBIDDEN, invalid_state_transition("InitError", "InitError"))),
-            other => Err((StatusCode::FORBIDDEN, invalid_state_transition(other.state_name(), "InitError"))),
+            Phase::Init(_) => Err((
+                StatusCode::FORBIDDEN,
+                invalid_state_transition("InitError", "InitError"),
+            )),
+            other => Err((
+                StatusCode::FORBIDDEN,
+                invalid_state_transition(other.state_name(), "InitError"),
+            )),
         }
     }
 
@@ -443,20 +506,28 @@ impl Environment {
             Err(e) => format!("unknown exit ({e})"),
         };
         let reason = |id: &str| match &status {
-            Ok(s) if s.success() => format!("RequestId: {id} Error: Runtime exited without providing a reason"),
+            Ok(s) if s.success() => {
+                format!("RequestId: {id} Error: Runtime exited without providing a reason")
+            }
             _ => format!("RequestId: {id} Error: Runtime exited with error: {how}"),
         };
         match std::mem::replace(&mut self.phase, Phase::Down) {
             Phase::Down => {}
             Phase::Init(init) => {
-                let error_type = if init.error.is_some() { "Runtime.InitError" } else { "Runtime.ExitError" };
+                let error_type = if init.error.is_some() {
+                    "Runtime.InitError"
+                } else {
+                    "Runtime.ExitError"
+                };
                 self.logs.line(format!(
                     "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {error_type}",
                     ms(init.started.elapsed())
                 ));
                 if let Some(job) = init.job {
                     let result = match init.error {
-                        Some((body, content_type)) => InvokeResult::FunctionError { body, content_type },
+                        Some((body, content_type)) => {
+                            InvokeResult::FunctionError { body, content_type }
+                        }
                         None => {
                             let message = reason(&job.request_id);
                             self.logs.line(format!("{message}\nRuntime.ExitError"));
@@ -474,11 +545,17 @@ impl Environment {
             Phase::Running(mut inv) => {
                 let message = reason(&inv.event.request_id);
                 self.logs.line(format!("{message}\nRuntime.ExitError"));
-                answer(inv.reply.take(), InvokeResult::platform_error("Runtime.ExitError", message));
+                answer(
+                    inv.reply.take(),
+                    InvokeResult::platform_error("Runtime.ExitError", message),
+                );
                 self.report(&inv, Some("error\tError Type: Runtime.ExitError"));
             }
             Phase::PostInvoke(inv) => {
-                self.logs.line(format!("{}\nRuntime.ExitError", reason(&inv.event.request_id)));
+                self.logs.line(format!(
+                    "{}\nRuntime.ExitError",
+                    reason(&inv.event.request_id)
+                ));
                 self.report(&inv, Some("error\tError Type: Runtime.ExitError"));
             }
         }
@@ -499,7 +576,10 @@ impl Environment {
                         job.request_id,
                         self.config.init_timeout.as_secs_f64()
                     );
-                    answer(job.reply, InvokeResult::platform_error("Sandbox.Timedout", message));
+                    answer(
+                        job.reply,
+                        InvokeResult::platform_error("Sandbox.Timedout", message),
+                    );
                 }
             }
             Phase::Running(mut inv) | Phase::PostInvoke(mut inv) => {
@@ -509,8 +589,14 @@ impl Environment {
                     crate::time::rfc3339_now(),
                     inv.event.request_id
                 ));
-                let message = format!("RequestId: {} Error: Task timed out after {secs:.2} seconds", inv.event.request_id);
-                answer(inv.reply.take(), InvokeResult::platform_error("Sandbox.Timedout", message));
+                let message = format!(
+                    "RequestId: {} Error: Task timed out after {secs:.2} seconds",
+                    inv.event.request_id
+                );
+                answer(
+                    inv.reply.take(),
+                    InvokeResult::platform_error("Sandbox.Timedout", message),
+                );
                 self.report(&inv, Some("timeout"));
             }
             Phase::Down | Phase::Ready => {}
@@ -525,7 +611,11 @@ impl Environment {
     }
 
     fn sample_memory(&mut self) {
-        if let Some(mb) = self.process.as_ref().and_then(RuntimeProcess::max_memory_mb) {
+        if let Some(mb) = self
+            .process
+            .as_ref()
+            .and_then(RuntimeProcess::max_memory_mb)
+        {
             self.peak_mb = self.peak_mb.max(mb);
         }
     }

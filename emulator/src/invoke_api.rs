@@ -30,19 +30,34 @@ pub(crate) struct InvokeTarget<'a> {
 
 /// An AWS API error reply: the type in `x-amzn-ErrorType`, `{"Type","message"}` as body.
 fn aws_error(status: StatusCode, error_type: &'static str, message: String) -> Reply {
-    let kind = if status.is_client_error() { "User" } else { "Service" };
-    let mut r = json_reply(status, json!({ "Type": kind, "message": message }).to_string());
-    r.headers_mut()
-        .insert(headers::AMZN_ERROR_TYPE, HeaderValue::from_static(error_type));
+    let kind = if status.is_client_error() {
+        "User"
+    } else {
+        "Service"
+    };
+    let mut r = json_reply(
+        status,
+        json!({ "Type": kind, "message": message }).to_string(),
+    );
+    r.headers_mut().insert(
+        headers::AMZN_ERROR_TYPE,
+        HeaderValue::from_static(error_type),
+    );
     r
 }
 
 /// `{name}` may be a name, `function` (RIE's), or a full or partial ARN.
 fn names_the_function(requested: &str, target: &InvokeTarget<'_>) -> bool {
-    let unqualified = requested.rsplit_once(':').map_or(requested, |(head, tail)| {
-        // `name:qualifier` or `arn:…:function:name[:qualifier]`
-        if tail == "$LATEST" || tail.chars().all(|c| c.is_ascii_digit()) { head } else { requested }
-    });
+    let unqualified = requested
+        .rsplit_once(':')
+        .map_or(requested, |(head, tail)| {
+            // `name:qualifier` or `arn:…:function:name[:qualifier]`
+            if tail == "$LATEST" || tail.chars().all(|c| c.is_ascii_digit()) {
+                head
+            } else {
+                requested
+            }
+        });
     let name = unqualified.rsplit(':').next().unwrap_or(unqualified);
     name == target.function_name || name == "function"
 }
@@ -53,7 +68,11 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
         .strip_prefix(PREFIX)
         .and_then(|rest| rest.strip_suffix("/invocations"))
     else {
-        return aws_error(StatusCode::NOT_FOUND, "UnknownOperationException", format!("Unknown operation {path}"));
+        return aws_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            format!("Unknown operation {path}"),
+        );
     };
     if req.method() != Method::POST {
         return aws_error(
@@ -81,16 +100,29 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
             return aws_error(
                 StatusCode::BAD_REQUEST,
                 "InvalidParameterValueException",
-                format!("Invalid invocation type {other:?}: expected RequestResponse, Event or DryRun"),
+                format!(
+                    "Invalid invocation type {other:?}: expected RequestResponse, Event or DryRun"
+                ),
             );
         }
     };
     let client_context = match decode_client_context(req.headers()) {
         Ok(c) => c,
-        Err(message) => return aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message),
+        Err(message) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                message,
+            );
+        }
     };
-    let trace_id = header_text(req.headers(), headers::AMZN_TRACE_ID).or_else(|| Some(new_trace_id()));
-    let limit = if asynchronous { MAX_ASYNC_INVOKE_PAYLOAD } else { MAX_INVOKE_PAYLOAD };
+    let trace_id =
+        header_text(req.headers(), headers::AMZN_TRACE_ID).or_else(|| Some(new_trace_id()));
+    let limit = if asynchronous {
+        MAX_ASYNC_INVOKE_PAYLOAD
+    } else {
+        MAX_INVOKE_PAYLOAD
+    };
     let body = match read_limited(req.into_body(), limit).await {
         PostedBody::Complete(b) => b,
         PostedBody::TooLarge(n) => {
@@ -98,11 +130,17 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
             return aws_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "RequestEntityTooLargeException",
-                format!("{n} byte payload is too large for the {operation}Invoke operation (limit: {limit} bytes)"),
+                format!(
+                    "{n} byte payload is too large for the {operation}Invoke operation (limit: {limit} bytes)"
+                ),
             );
         }
         PostedBody::Truncated => {
-            return aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", "The request body ended early".into());
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                "The request body ended early".into(),
+            );
         }
     };
     if !body.is_empty() {
@@ -129,7 +167,11 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
             mpsc::error::TrySendError::Full(_) => "Rate exceeded: too many invocations are queued",
             mpsc::error::TrySendError::Closed(_) => "The emulator is shutting down",
         };
-        return aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", message.into());
+        return aws_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequestsException",
+            message.into(),
+        );
     }
     let mut reply = if asynchronous {
         let mut r = json_reply(StatusCode::ACCEPTED, Bytes::new());
@@ -137,18 +179,25 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
         r
     } else {
         match rx.await {
-            Ok(InvokeResult::Success { body, content_type }) => with_type(json_reply(StatusCode::OK, body), content_type),
+            Ok(InvokeResult::Success { body, content_type }) => {
+                with_type(json_reply(StatusCode::OK, body), content_type)
+            }
             Ok(InvokeResult::FunctionError { body, content_type }) => {
                 let mut r = with_type(json_reply(StatusCode::OK, body), content_type);
-                r.headers_mut()
-                    .insert(headers::AMZ_FUNCTION_ERROR, HeaderValue::from_static("Unhandled"));
+                r.headers_mut().insert(
+                    headers::AMZ_FUNCTION_ERROR,
+                    HeaderValue::from_static("Unhandled"),
+                );
                 r
             }
             Err(_) => {
                 return aws_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceException",
-                    format!("The emulator stopped before {} finished", target.function_arn),
+                    format!(
+                        "The emulator stopped before {} finished",
+                        target.function_arn
+                    ),
                 );
             }
         }
@@ -157,7 +206,10 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(headers::AMZN_REQUEST_ID, v);
     }
-    h.insert(headers::AMZ_EXECUTED_VERSION, HeaderValue::from_static("$LATEST"));
+    h.insert(
+        headers::AMZ_EXECUTED_VERSION,
+        HeaderValue::from_static("$LATEST"),
+    );
     reply
 }
 
@@ -178,13 +230,16 @@ fn decode_client_context(h: &HeaderMap) -> Result<Option<String>, String> {
         return Ok(None);
     };
     if raw.len() > MAX_CLIENT_CONTEXT {
-        return Err(format!("Client context must be at most {MAX_CLIENT_CONTEXT} bytes of base64"));
+        return Err(format!(
+            "Client context must be at most {MAX_CLIENT_CONTEXT} bytes of base64"
+        ));
     }
     let invalid = || "Client context must be a valid Base64-encoded JSON object".to_owned();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(raw.trim())
         .map_err(|_| invalid())?;
-    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decoded).map_err(|_| invalid())?;
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&decoded)
+        .map_err(|_| invalid())?;
     String::from_utf8(decoded).map(Some).map_err(|_| invalid())
 }
 
@@ -195,7 +250,11 @@ fn new_trace_id() -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("Root=1-{secs:08x}-{};Parent={};Sampled=0", &id[..24], &id[16..32])
+    format!(
+        "Root=1-{secs:08x}-{};Parent={};Sampled=0",
+        &id[..24],
+        &id[16..32]
+    )
 }
 
 #[cfg(test)]
@@ -205,11 +264,25 @@ mod tests {
     #[test]
     fn function_names_and_arns() {
         let (tx, _rx) = mpsc::channel(1);
-        let t = InvokeTarget { function_name: "hello", function_arn: String::new(), invokes: &tx };
-        for ok in ["hello", "function", "hello:$LATEST", "hello:3", "arn:aws:lambda:us-east-1:000000000000:function:hello"] {
+        let t = InvokeTarget {
+            function_name: "hello",
+            function_arn: String::new(),
+            invokes: &tx,
+        };
+        for ok in [
+            "hello",
+            "function",
+            "hello:$LATEST",
+            "hello:3",
+            "arn:aws:lambda:us-east-1:000000000000:function:hello",
+        ] {
             assert!(names_the_function(ok, &t), "{ok}");
         }
-        for bad in ["other", "hello2", "arn:aws:lambda:us-east-1:000000000000:function:other"] {
+        for bad in [
+            "other",
+            "hello2",
+            "arn:aws:lambda:us-east-1:000000000000:function:other",
+        ] {
             assert!(!names_the_function(bad, &t), "{bad}");
         }
     }
@@ -218,8 +291,14 @@ mod tests {
     fn trace_ids_have_the_xray_shape() {
         let t = new_trace_id();
         let parts: Vec<_> = t.split(';').collect();
-        assert!(parts[0].starts_with("Root=1-") && parts[0].len() == "Root=1-".len() + 8 + 1 + 24, "{t}");
-        assert!(parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16, "{t}");
+        assert!(
+            parts[0].starts_with("Root=1-") && parts[0].len() == "Root=1-".len() + 8 + 1 + 24,
+            "{t}"
+        );
+        assert!(
+            parts[1].starts_with("Parent=") && parts[1].len() == "Parent=".len() + 16,
+            "{t}"
+        );
         assert_eq!(parts[2], "Sampled=0");
     }
 }

@@ -109,7 +109,10 @@ impl EmulatorBuilder {
         if !self.function.executable.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("function executable {} does not exist", self.function.executable.display()),
+                format!(
+                    "function executable {} does not exist",
+                    self.function.executable.display()
+                ),
             ));
         }
         let listener = TcpListener::bind(self.addr).await?;
@@ -119,7 +122,8 @@ impl EmulatorBuilder {
         let (calls_tx, calls_rx) = mpsc::channel(64);
         let (invokes_tx, invokes_rx) = mpsc::channel(QUEUE_LIMIT);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let environment = environment::Environment::new(config.clone(), addr.to_string(), logs.clone());
+        let environment =
+            environment::Environment::new(config.clone(), addr.to_string(), logs.clone());
         let environment = tokio::spawn(environment.run(calls_rx, invokes_rx, stop_rx));
         let shared = Arc::new(server::Shared {
             config: config.clone(),
@@ -171,7 +175,10 @@ impl Emulator {
 
     /// The Invoke API URL for this function.
     pub fn invoke_url(&self) -> String {
-        format!("http://{}/2015-03-31/functions/{}/invocations", self.addr, self.config.name)
+        format!(
+            "http://{}/2015-03-31/functions/{}/invocations",
+            self.addr, self.config.name
+        )
     }
 
     /// The log lines: the function's output and START / END / REPORT.
@@ -181,7 +188,11 @@ impl Emulator {
 
     /// Invokes the function synchronously over real HTTP.
     pub async fn invoke(&self, payload: impl Into<Bytes>) -> std::io::Result<InvokeResponse> {
-        send(self.addr, invoke_request(self.addr, &self.config.name, payload)).await
+        send(
+            self.addr,
+            invoke_request(self.addr, &self.config.name, payload),
+        )
+        .await
     }
 
     /// Stops the environment (the runtime is killed, as Lambda does with no extensions)

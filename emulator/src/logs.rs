@@ -39,7 +39,11 @@ impl Logs {
         if self.inner.echo {
             println!("{line}");
         }
-        let mut kept = self.inner.captured.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = self
+            .inner
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if kept.len() >= MAX_KEPT {
             kept.drain(..MAX_KEPT / 2);
         }
@@ -50,7 +54,11 @@ impl Logs {
 
     /// A copy of the lines kept so far.
     pub fn lines(&self) -> Vec<String> {
-        self.inner.captured.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Waits until a line satisfies `pred`, for at most `limit`; returns that line.

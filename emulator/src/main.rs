@@ -45,7 +45,9 @@ struct Args {
 fn parse_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v <= 900.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds between 0 and 900")),
+        _ => Err(format!(
+            "{s:?} is not a number of seconds between 0 and 900"
+        )),
     }
 }
 
@@ -58,7 +60,11 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ironlambda-emulator: cannot start tokio: {e}");
@@ -82,7 +88,10 @@ async fn serve(args: Args) -> ExitCode {
     for (k, v) in &args.env {
         builder = builder.env(k, v);
     }
-    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(t), Ok(i)) => (t, i),
         _ => {
             eprintln!("ironlambda-emulator: cannot install signal handlers");

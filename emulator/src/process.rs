@@ -12,7 +12,11 @@ use crate::config::FunctionConfig;
 use crate::logs::Logs;
 
 /// Host variables passed through to the function when set, so SDK calls work locally.
-const PASSED_THROUGH: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+const PASSED_THROUGH: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
 
 /// A running runtime process.
 pub(crate) struct RuntimeProcess {
@@ -21,7 +25,10 @@ pub(crate) struct RuntimeProcess {
 }
 
 /// The environment Lambda gives a `provided.*` runtime (protocol.md §7).
-pub(crate) fn lambda_environment(config: &FunctionConfig, runtime_api: &str) -> Vec<(String, String)> {
+pub(crate) fn lambda_environment(
+    config: &FunctionConfig,
+    runtime_api: &str,
+) -> Vec<(String, String)> {
     let task_root = config
         .executable
         .parent()
@@ -34,8 +41,14 @@ pub(crate) fn lambda_environment(config: &FunctionConfig, runtime_api: &str) -> 
         ("_HANDLER".into(), "bootstrap".into()),
         ("AWS_LAMBDA_FUNCTION_NAME".into(), config.name.clone()),
         ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), config.memory_mb.to_string()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", config.name)),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            config.memory_mb.to_string(),
+        ),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            format!("/aws/lambda/{}", config.name),
+        ),
         ("AWS_LAMBDA_LOG_STREAM_NAME".into(), log_stream_name()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
         ("AWS_REGION".into(), config.region.clone()),
@@ -44,7 +57,10 @@ pub(crate) fn lambda_environment(config: &FunctionConfig, runtime_api: &str) -> 
         ("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()),
         ("TZ".into(), ":UTC".into()),
         ("LANG".into(), "en_US.UTF-8".into()),
-        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin:/opt/bin".into()),
+        (
+            "PATH".into(),
+            "/usr/local/bin:/usr/bin:/bin:/opt/bin".into(),
+        ),
     ];
     for name in PASSED_THROUGH {
         if let Ok(v) = std::env::var(name) {
@@ -63,7 +79,10 @@ fn log_stream_name() -> String {
         .map(|d| d.as_secs() / 86_400)
         .unwrap_or(0) as i64;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}/{m:02}/{d:02}/[$LATEST]{}", uuid::Uuid::new_v4().simple())
+    format!(
+        "{y:04}/{m:02}/{d:02}/[$LATEST]{}",
+        uuid::Uuid::new_v4().simple()
+    )
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
@@ -83,7 +102,11 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 impl RuntimeProcess {
     /// Starts the function's executable with a clean Lambda environment; its stdout and
     /// stderr lines go to `logs`.
-    pub(crate) fn launch(config: &FunctionConfig, runtime_api: &str, logs: &Logs) -> std::io::Result<Self> {
+    pub(crate) fn launch(
+        config: &FunctionConfig,
+        runtime_api: &str,
+        logs: &Logs,
+    ) -> std::io::Result<Self> {
         let mut cmd = Command::new(&config.executable);
         cmd.env_clear()
             .envs(lambda_environment(config, runtime_api))
@@ -91,7 +114,11 @@ impl RuntimeProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(dir) = config.executable.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(dir) = config
+            .executable
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             cmd.current_dir(dir);
         }
         let mut child = cmd.spawn()?;
@@ -180,14 +207,24 @@ mod tests {
     #[test]
     fn environment_has_lambda_variables_and_user_overrides() {
         let mut c = FunctionConfig::new("/tmp/fns/hello");
-        c.env.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "256".into()));
+        c.env
+            .push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "256".into()));
         let env = lambda_environment(&c, "127.0.0.1:9001");
-        let get = |k: &str| env.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("AWS_LAMBDA_RUNTIME_API"), Some("127.0.0.1:9001"));
         assert_eq!(get("AWS_LAMBDA_FUNCTION_NAME"), Some("hello"));
         assert_eq!(get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), Some("256"));
         assert_eq!(get("LAMBDA_TASK_ROOT"), Some("/tmp/fns"));
         assert_eq!(get("AWS_LAMBDA_LOG_GROUP_NAME"), Some("/aws/lambda/hello"));
-        assert!(get("AWS_LAMBDA_LOG_STREAM_NAME").unwrap().contains("/[$LATEST]"));
+        assert!(
+            get("AWS_LAMBDA_LOG_STREAM_NAME")
+                .unwrap()
+                .contains("/[$LATEST]")
+        );
     }
 }

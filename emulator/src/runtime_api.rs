@@ -24,7 +24,10 @@ pub(crate) async fn handle(
     if req.method() != route.method() {
         return refusal((
             StatusCode::METHOD_NOT_ALLOWED,
-            ApiErrorBody::new("MethodNotAllowed", format!("{} is not allowed here", req.method())),
+            ApiErrorBody::new(
+                "MethodNotAllowed",
+                format!("{} is not allowed here", req.method()),
+            ),
         ));
     }
     let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
@@ -45,7 +48,10 @@ pub(crate) async fn handle(
             if mode != "streaming" {
                 return refusal((
                     StatusCode::BAD_REQUEST,
-                    ApiErrorBody::new("InvalidFunctionResponseMode", "Invalid function response mode"),
+                    ApiErrorBody::new(
+                        "InvalidFunctionResponseMode",
+                        "Invalid function response mode",
+                    ),
                 ));
             }
         }
@@ -53,9 +59,25 @@ pub(crate) async fn handle(
     let body = read_limited(req.into_body(), MAX_RESPONSE_PAYLOAD).await;
     let (tx, rx) = oneshot::channel();
     let call = match route {
-        RuntimeRoute::Response(id) => RuntimeCall::Response { id: id.to_owned(), body, content_type, reply: tx },
-        RuntimeRoute::Error(id) => RuntimeCall::Error { id: id.to_owned(), body, content_type, error_type, reply: tx },
-        RuntimeRoute::InitError => RuntimeCall::InitError { body, content_type, error_type, reply: tx },
+        RuntimeRoute::Response(id) => RuntimeCall::Response {
+            id: id.to_owned(),
+            body,
+            content_type,
+            reply: tx,
+        },
+        RuntimeRoute::Error(id) => RuntimeCall::Error {
+            id: id.to_owned(),
+            body,
+            content_type,
+            error_type,
+            reply: tx,
+        },
+        RuntimeRoute::InitError => RuntimeCall::InitError {
+            body,
+            content_type,
+            error_type,
+            reply: tx,
+        },
         RuntimeRoute::Next => unreachable!("handled above"),
     };
     if calls.send(call).await.is_err() {

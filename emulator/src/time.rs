@@ -6,7 +6,9 @@ use crate::process::civil_from_days;
 
 /// The current UTC time as RFC 3339 with milliseconds.
 pub(crate) fn rfc3339_now() -> String {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs();
     let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;

@@ -16,7 +16,13 @@ pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its own path");
     let dir = exe
         .parent()
-        .map(|d| if d.ends_with("deps") { d.parent().unwrap_or(d) } else { d })
+        .map(|d| {
+            if d.ends_with("deps") {
+                d.parent().unwrap_or(d)
+            } else {
+                d
+            }
+        })
         .expect("the test executable is in a directory");
     let path = dir.join(name);
     assert!(
@@ -51,5 +57,10 @@ pub async fn report_line(emulator: &Emulator, request_id: &str) -> String {
         .logs()
         .wait_for(PATIENCE, |l| l.starts_with(&needle))
         .await
-        .unwrap_or_else(|| panic!("no REPORT for {request_id}; logs: {:#?}", emulator.logs().lines()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no REPORT for {request_id}; logs: {:#?}",
+                emulator.logs().lines()
+            )
+        })
 }

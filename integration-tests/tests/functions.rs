@@ -28,15 +28,29 @@ async fn hello_answers_and_the_platform_reports() {
 
     let id = r.request_id().unwrap().to_owned();
     let report = report_line(&emu, &id).await;
-    for field in ["Duration: ", "Billed Duration: ", "Memory Size: 128 MB", "Max Memory Used: ", "Init Duration: "] {
+    for field in [
+        "Duration: ",
+        "Billed Duration: ",
+        "Memory Size: 128 MB",
+        "Max Memory Used: ",
+        "Init Duration: ",
+    ] {
         assert!(report.contains(field), "{report}");
     }
     let lines = emu.logs().lines();
-    assert!(lines.contains(&format!("START RequestId: {id} Version: $LATEST")), "{lines:#?}");
-    assert!(lines.contains(&format!("END RequestId: {id}")), "{lines:#?}");
+    assert!(
+        lines.contains(&format!("START RequestId: {id} Version: $LATEST")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&format!("END RequestId: {id}")),
+        "{lines:#?}"
+    );
     // The handler's log line names its invocation.
     assert!(
-        lines.iter().any(|l| l.contains("greeting Ada") && l.contains(&id)),
+        lines
+            .iter()
+            .any(|l| l.contains("greeting Ada") && l.contains(&id)),
         "{lines:#?}"
     );
     // The second invoke reused the running process.
@@ -48,9 +62,21 @@ async fn hello_answers_and_the_platform_reports() {
 async fn typed_errors_reach_the_caller() {
     let emu = emulator("order").start().await.unwrap();
     let cases = [
-        (r#"{"item":"tea","quantity":"x"}"#, "ParseIntError", "invalid digit found in string"),
-        (r#"{"item":"coffee","quantity":"1"}"#, "UnknownItem", "we do not sell \"coffee\""),
-        (r#"{"item":"tea","quantity":"99"}"#, "Function.OutOfStock", "only 10 tea left"),
+        (
+            r#"{"item":"tea","quantity":"x"}"#,
+            "ParseIntError",
+            "invalid digit found in string",
+        ),
+        (
+            r#"{"item":"coffee","quantity":"1"}"#,
+            "UnknownItem",
+            "we do not sell \"coffee\"",
+        ),
+        (
+            r#"{"item":"tea","quantity":"99"}"#,
+            "Function.OutOfStock",
+            "only 10 tea left",
+        ),
     ];
     for (event, error_type, message) in cases {
         let r = emu.invoke(event).await.unwrap();
@@ -60,7 +86,10 @@ async fn typed_errors_reach_the_caller() {
         assert_eq!(error_of(&body), (error_type, message), "{event}");
         assert_eq!(body["stackTrace"], json!([]));
     }
-    let ok = emu.invoke(r#"{"item":"scone","quantity":"2"}"#).await.unwrap();
+    let ok = emu
+        .invoke(r#"{"item":"scone","quantity":"2"}"#)
+        .await
+        .unwrap();
     assert_eq!(ok.json().unwrap()["total_cents"], 550);
     assert_eq!(init_count(&emu), 1, "errors must not restart the function");
     emu.shutdown().await;
@@ -69,12 +98,19 @@ async fn typed_errors_reach_the_caller() {
 #[tokio::test]
 async fn a_panic_fails_one_invocation_and_the_loop_goes_on() {
     let emu = emulator("test-function").start().await.unwrap();
-    let r = emu.invoke(r#"{"action":"panic","message":"the kettle broke"}"#).await.unwrap();
+    let r = emu
+        .invoke(r#"{"action":"panic","message":"the kettle broke"}"#)
+        .await
+        .unwrap();
     assert_eq!(r.function_error(), Some("Unhandled"));
     assert_eq!(error_of(&r.json().unwrap()), ("Panic", "the kettle broke"));
     let r = emu.invoke(r#"{"action":"echo","value":1}"#).await.unwrap();
     assert_eq!(r.json().unwrap(), json!({ "echo": 1 }));
-    assert_eq!(init_count(&emu), 1, "the panic must not have ended the process");
+    assert_eq!(
+        init_count(&emu),
+        1,
+        "the panic must not have ended the process"
+    );
     emu.shutdown().await;
 }
 
@@ -86,7 +122,10 @@ async fn an_event_of_the_wrong_shape_fails_only_that_invocation() {
     let body = r.json().unwrap();
     let (error_type, message) = error_of(&body);
     assert_eq!(error_type, "Runtime.InvalidEvent");
-    assert!(message.contains("`name`") && message.contains("expected a string"), "{message}");
+    assert!(
+        message.contains("`name`") && message.contains("expected a string"),
+        "{message}"
+    );
     let r = emu.invoke(r#"{"name":"Grace"}"#).await.unwrap();
     assert_eq!(r.json().unwrap()["message"], "Hello, Grace!");
     assert_eq!(init_count(&emu), 1);
@@ -98,26 +137,51 @@ async fn a_body_that_is_not_json_is_refused_before_the_function_runs() {
     let emu = emulator("hello").start().await.unwrap();
     let r = emu.invoke("this is not json").await.unwrap();
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.headers["x-amzn-errortype"], "InvalidRequestContentException");
-    assert!(r.json().unwrap()["message"].as_str().unwrap().starts_with("Could not parse request body into json"));
-    assert_eq!(init_count(&emu), 0, "nothing was started for a refused request");
+    assert_eq!(
+        r.headers["x-amzn-errortype"],
+        "InvalidRequestContentException"
+    );
+    assert!(
+        r.json().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Could not parse request body into json")
+    );
+    assert_eq!(
+        init_count(&emu),
+        0,
+        "nothing was started for a refused request"
+    );
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_timeout_kills_the_runtime_and_the_next_invoke_starts_it_again() {
-    let emu = emulator("test-function").timeout(Duration::from_secs(1)).start().await.unwrap();
-    let r = emu.invoke(r#"{"action":"sleep","ms":120000}"#).await.unwrap();
+    let emu = emulator("test-function")
+        .timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let r = emu
+        .invoke(r#"{"action":"sleep","ms":120000}"#)
+        .await
+        .unwrap();
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.function_error(), Some("Unhandled"));
     let body = r.json().unwrap();
     let (error_type, message) = error_of(&body);
     assert_eq!(error_type, "Sandbox.Timedout");
-    assert!(message.ends_with("Task timed out after 1.00 seconds"), "{message}");
+    assert!(
+        message.ends_with("Task timed out after 1.00 seconds"),
+        "{message}"
+    );
     let report = report_line(&emu, r.request_id().unwrap()).await;
     assert!(report.ends_with("Status: timeout"), "{report}");
 
-    let r = emu.invoke(r#"{"action":"echo","value":"after"}"#).await.unwrap();
+    let r = emu
+        .invoke(r#"{"action":"echo","value":"after"}"#)
+        .await
+        .unwrap();
     assert_eq!(r.json().unwrap(), json!({ "echo": "after" }));
     assert_eq!(init_count(&emu), 2);
     emu.shutdown().await;
@@ -133,14 +197,25 @@ async fn a_crash_is_reported_and_the_next_invoke_starts_a_new_runtime() {
     assert_eq!(error_type, "Runtime.ExitError");
     assert_eq!(
         message,
-        format!("RequestId: {} Error: Runtime exited with error: exit status 3", r.request_id().unwrap())
+        format!(
+            "RequestId: {} Error: Runtime exited with error: exit status 3",
+            r.request_id().unwrap()
+        )
     );
 
     let r = emu.invoke(r#"{"action":"exit","code":0}"#).await.unwrap();
     let body = r.json().unwrap();
-    assert!(error_of(&body).1.ends_with("Runtime exited without providing a reason"), "{body}");
+    assert!(
+        error_of(&body)
+            .1
+            .ends_with("Runtime exited without providing a reason"),
+        "{body}"
+    );
 
-    let r = emu.invoke(r#"{"action":"echo","value":"alive"}"#).await.unwrap();
+    let r = emu
+        .invoke(r#"{"action":"echo","value":"alive"}"#)
+        .await
+        .unwrap();
     assert_eq!(r.json().unwrap(), json!({ "echo": "alive" }));
     assert_eq!(init_count(&emu), 3);
     emu.shutdown().await;
@@ -153,18 +228,30 @@ async fn oversized_invokes_and_responses_get_lambdas_answers() {
     let big = format!("\"{}\"", "a".repeat(6 * 1024 * 1024 - 1));
     let r = emu.invoke(big).await.unwrap();
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(r.headers["x-amzn-errortype"], "RequestEntityTooLargeException");
+    assert_eq!(
+        r.headers["x-amzn-errortype"],
+        "RequestEntityTooLargeException"
+    );
     assert_eq!(init_count(&emu), 0);
 
-    let r = emu.invoke(r#"{"action":"big","bytes":7000000}"#).await.unwrap();
+    let r = emu
+        .invoke(r#"{"action":"big","bytes":7000000}"#)
+        .await
+        .unwrap();
     assert_eq!(r.function_error(), Some("Unhandled"));
     let body = r.json().unwrap();
     let (error_type, message) = error_of(&body);
     assert_eq!(error_type, "Function.ResponseSizeTooLarge");
-    assert!(message.contains("exceeded maximum allowed payload size (6291556 bytes)"), "{message}");
+    assert!(
+        message.contains("exceeded maximum allowed payload size (6291556 bytes)"),
+        "{message}"
+    );
 
     // The runtime was told 413, went on to /next, and still serves.
-    let r = emu.invoke(r#"{"action":"echo","value":[1,2]}"#).await.unwrap();
+    let r = emu
+        .invoke(r#"{"action":"echo","value":[1,2]}"#)
+        .await
+        .unwrap();
     assert_eq!(r.json().unwrap(), json!({ "echo": [1, 2] }));
     assert_eq!(init_count(&emu), 1);
     emu.shutdown().await;
@@ -178,7 +265,9 @@ async fn concurrent_invokes_are_queued_and_all_answered() {
         .map(|i| {
             tokio::spawn(async move {
                 let payload = json!({ "action": "echo", "value": i }).to_string();
-                let r = send(addr, invoke_request(addr, "test-function", payload)).await.unwrap();
+                let r = send(addr, invoke_request(addr, "test-function", payload))
+                    .await
+                    .unwrap();
                 (i, r)
             })
         })
@@ -194,27 +283,48 @@ async fn concurrent_invokes_are_queued_and_all_answered() {
 
 #[tokio::test]
 async fn an_init_failure_is_the_first_invokes_answer() {
-    let emu = emulator("test-function").env("FAIL_INIT", "no database").start().await.unwrap();
+    let emu = emulator("test-function")
+        .env("FAIL_INIT", "no database")
+        .start()
+        .await
+        .unwrap();
     let r = emu.invoke(r#"{"action":"echo","value":1}"#).await.unwrap();
     assert_eq!(r.function_error(), Some("Unhandled"));
-    assert_eq!(error_of(&r.json().unwrap()), ("Function.InitFailed", "no database"));
+    assert_eq!(
+        error_of(&r.json().unwrap()),
+        ("Function.InitFailed", "no database")
+    );
     let lines = emu.logs().lines();
-    assert!(lines.iter().any(|l| l.starts_with("INIT_REPORT") && l.contains("Status: error")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INIT_REPORT") && l.contains("Status: error")),
+        "{lines:#?}"
+    );
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn context_carries_what_lambda_sends() {
-    let emu = emulator("test-function").memory_mb(512).start().await.unwrap();
+    let emu = emulator("test-function")
+        .memory_mb(512)
+        .start()
+        .await
+        .unwrap();
     let addr = emu.addr();
     let mut req = invoke_request(addr, "test-function", r#"{"action":"context"}"#);
     // {"custom":{"tenant":"blue"}} in base64, as the Invoke API takes it.
-    req.headers_mut()
-        .insert("x-amz-client-context", HeaderValue::from_static("eyJjdXN0b20iOnsidGVuYW50IjoiYmx1ZSJ9fQ=="));
+    req.headers_mut().insert(
+        "x-amz-client-context",
+        HeaderValue::from_static("eyJjdXN0b20iOnsidGVuYW50IjoiYmx1ZSJ9fQ=="),
+    );
     let r = send(addr, req).await.unwrap();
     let ctx = r.json().unwrap();
     assert_eq!(ctx["request_id"], r.request_id().unwrap());
-    assert_eq!(ctx["arn"], "arn:aws:lambda:us-east-1:000000000000:function:test-function");
+    assert_eq!(
+        ctx["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:test-function"
+    );
     assert_eq!(ctx["function_name"], "test-function");
     assert_eq!(ctx["memory_mb"], 512);
     assert_eq!(ctx["client_context"]["custom"]["tenant"], "blue");
@@ -231,13 +341,23 @@ async fn context_carries_what_lambda_sends() {
 async fn event_invocations_are_accepted_and_run_in_the_background() {
     let emu = emulator("test-function").start().await.unwrap();
     let addr = emu.addr();
-    let mut req = invoke_request(addr, "test-function", r#"{"action":"echo","value":"async"}"#);
-    req.headers_mut().insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
+    let mut req = invoke_request(
+        addr,
+        "test-function",
+        r#"{"action":"echo","value":"async"}"#,
+    );
+    req.headers_mut()
+        .insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
     let r = send(addr, req).await.unwrap();
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert!(r.body.is_empty());
     report_line(&emu, r.request_id().unwrap()).await;
-    assert!(emu.logs().lines().iter().any(|l| l.contains("echoing \"async\"")));
+    assert!(
+        emu.logs()
+            .lines()
+            .iter()
+            .any(|l| l.contains("echoing \"async\""))
+    );
     emu.shutdown().await;
 }
 
@@ -245,11 +365,15 @@ async fn event_invocations_are_accepted_and_run_in_the_background() {
 async fn unknown_functions_are_not_found() {
     let emu = emulator("hello").start().await.unwrap();
     let addr = emu.addr();
-    let r = send(addr, invoke_request(addr, "someone-else", "{}")).await.unwrap();
+    let r = send(addr, invoke_request(addr, "someone-else", "{}"))
+        .await
+        .unwrap();
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.headers["x-amzn-errortype"], "ResourceNotFoundException");
     // RIE's name for the function works too.
-    let r = send(addr, invoke_request(addr, "function", "{}")).await.unwrap();
+    let r = send(addr, invoke_request(addr, "function", "{}"))
+        .await
+        .unwrap();
     assert_eq!(r.status, StatusCode::OK);
     emu.shutdown().await;
 }

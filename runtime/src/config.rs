@@ -56,10 +56,15 @@ impl Config {
         let d = Config::default();
         let memory_mb = match lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
             None => d.memory_mb,
-            Some(v) => v.trim().parse().ok().filter(|m| *m > 0).ok_or(ConfigError {
-                variable: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                value: v,
-            })?,
+            Some(v) => v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|m| *m > 0)
+                .ok_or(ConfigError {
+                    variable: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                    value: v,
+                })?,
         };
         Ok(Config {
             function_name: lookup("AWS_LAMBDA_FUNCTION_NAME").unwrap_or(d.function_name),
@@ -97,9 +102,14 @@ mod tests {
     #[test]
     fn malformed_memory_is_an_error() {
         for bad in ["lots", "0", "-1", ""] {
-            let e = Config::from_lookup(|k| (k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| bad.to_owned()))
-                .unwrap_err();
-            assert!(e.to_string().contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), "{e}");
+            let e = Config::from_lookup(|k| {
+                (k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| bad.to_owned())
+            })
+            .unwrap_err();
+            assert!(
+                e.to_string().contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+                "{e}"
+            );
         }
     }
 }

@@ -112,8 +112,14 @@ impl Context {
                 .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms))),
             invoked_function_arn: headers.invoked_function_arn,
             xray_trace_id: headers.trace_id,
-            client_context: headers.client_context.as_deref().and_then(parse_json_or_base64),
-            identity: headers.cognito_identity.as_deref().and_then(parse_json_or_base64),
+            client_context: headers
+                .client_context
+                .as_deref()
+                .and_then(parse_json_or_base64),
+            identity: headers
+                .cognito_identity
+                .as_deref()
+                .and_then(parse_json_or_base64),
             tenant_id: headers.tenant_id,
             config,
         }
@@ -123,7 +129,11 @@ impl Context {
     /// (a deadline in the past, such as cargo-lambda's constant 1970 one, never fails).
     pub fn remaining(&self) -> Option<Duration> {
         let deadline = self.deadline?;
-        Some(deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+        Some(
+            deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 }
 
@@ -154,17 +164,38 @@ mod tests {
         assert_eq!(none.remaining(), None);
 
         // cargo-lambda sends the constant 600000: ten minutes after 1970.
-        let past = Context::from_next(NextHeaders { deadline_ms: Some(600_000), ..headers() }, cfg.clone());
+        let past = Context::from_next(
+            NextHeaders {
+                deadline_ms: Some(600_000),
+                ..headers()
+            },
+            cfg.clone(),
+        );
         assert_eq!(past.remaining(), Some(Duration::ZERO));
 
-        let absurd = Context::from_next(NextHeaders { deadline_ms: Some(u64::MAX), ..headers() }, cfg.clone());
+        let absurd = Context::from_next(
+            NextHeaders {
+                deadline_ms: Some(u64::MAX),
+                ..headers()
+            },
+            cfg.clone(),
+        );
         let _ = absurd.remaining();
 
         let soon = SystemTime::now() + Duration::from_secs(30);
         let ms = soon.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        let ctx = Context::from_next(NextHeaders { deadline_ms: Some(ms), ..headers() }, cfg);
+        let ctx = Context::from_next(
+            NextHeaders {
+                deadline_ms: Some(ms),
+                ..headers()
+            },
+            cfg,
+        );
         let left = ctx.remaining().unwrap();
-        assert!(left > Duration::from_secs(25) && left <= Duration::from_secs(30), "{left:?}");
+        assert!(
+            left > Duration::from_secs(25) && left <= Duration::from_secs(30),
+            "{left:?}"
+        );
     }
 
     #[test]
@@ -173,16 +204,37 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(json);
         let cfg = Arc::new(Config::default());
         for raw in [json, b64.as_str()] {
-            let ctx = Context::from_next(NextHeaders { client_context: Some(raw.into()), ..headers() }, cfg.clone());
+            let ctx = Context::from_next(
+                NextHeaders {
+                    client_context: Some(raw.into()),
+                    ..headers()
+                },
+                cfg.clone(),
+            );
             let cc = ctx.client_context.expect(raw);
             assert_eq!(cc.client.unwrap().app_title.as_deref(), Some("demo"));
             assert_eq!(cc.custom["k"], "v");
         }
-        let bad = Context::from_next(NextHeaders { client_context: Some("{not json".into()), ..headers() }, cfg.clone());
+        let bad = Context::from_next(
+            NextHeaders {
+                client_context: Some("{not json".into()),
+                ..headers()
+            },
+            cfg.clone(),
+        );
         assert!(bad.client_context.is_none());
 
         let id = r#"{"cognitoIdentityId":"i","cognitoIdentityPoolId":"p"}"#;
-        let ctx = Context::from_next(NextHeaders { cognito_identity: Some(id.into()), ..headers() }, cfg);
-        assert_eq!(ctx.identity.unwrap().cognito_identity_pool_id.as_deref(), Some("p"));
+        let ctx = Context::from_next(
+            NextHeaders {
+                cognito_identity: Some(id.into()),
+                ..headers()
+            },
+            cfg,
+        );
+        assert_eq!(
+            ctx.identity.unwrap().cognito_identity_pool_id.as_deref(),
+            Some("p")
+        );
     }
 }

@@ -142,6 +142,9 @@ mod tests {
         let e = Error::from_boxed(Box::new(Custom)).with_error_type("Function.Custom");
         assert_eq!(format!("{e:?}"), "Function.Custom: custom failure");
         let json = serde_json::to_string(&Error::new("T", "m").to_error_request()).unwrap();
-        assert_eq!(json, r#"{"errorMessage":"m","errorType":"T","stackTrace":[]}"#);
+        assert_eq!(
+            json,
+            r#"{"errorMessage":"m","errorType":"T","stackTrace":[]}"#
+        );
     }
 }

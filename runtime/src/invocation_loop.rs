@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ironlambda_api_client::{ApiError, ApiResponse, Client, NextHeaders, RuntimeApi, validate_request_id};
+use ironlambda_api_client::{
+    ApiError, ApiResponse, Client, NextHeaders, RuntimeApi, validate_request_id,
+};
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -67,8 +69,12 @@ impl<H: Handler> InvocationLoop<H> {
         for attempt in 1..=NEXT_ATTEMPTS {
             match self.client.send(self.api.next()).await {
                 Ok(r) => return Ok(r),
-                Err(e @ (ApiError::Transport(_) | ApiError::Server(..))) if attempt < NEXT_ATTEMPTS => {
-                    tracing::warn!("waiting for the next event failed (attempt {attempt} of {NEXT_ATTEMPTS}): {e}");
+                Err(e @ (ApiError::Transport(_) | ApiError::Server(..)))
+                    if attempt < NEXT_ATTEMPTS =>
+                {
+                    tracing::warn!(
+                        "waiting for the next event failed (attempt {attempt} of {NEXT_ATTEMPTS}): {e}"
+                    );
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                 }
@@ -89,12 +95,15 @@ impl<H: Handler> InvocationLoop<H> {
         match CatchUnwind(self.handler.call(event, ctx)).await {
             Ok(Ok(output)) => match serde_json::to_vec(&output) {
                 Ok(json) => Outcome::Response(Bytes::from(json)),
-                Err(e) => Outcome::Failure(
-                    Error::new(SERIALIZATION_ERROR_TYPE, format!("failed to serialize the response: {e}")),
-                ),
+                Err(e) => Outcome::Failure(Error::new(
+                    SERIALIZATION_ERROR_TYPE,
+                    format!("failed to serialize the response: {e}"),
+                )),
             },
             Ok(Err(e)) => Outcome::Failure(e.into()),
-            Err(payload) => Outcome::Failure(Error::new(PANIC_ERROR_TYPE, panic_message(&*payload))),
+            Err(payload) => {
+                Outcome::Failure(Error::new(PANIC_ERROR_TYPE, panic_message(&*payload)))
+            }
         }
     }
 
@@ -103,11 +112,15 @@ impl<H: Handler> InvocationLoop<H> {
     /// whether the environment is still usable.
     async fn report(&mut self, request_id: &str, outcome: Outcome) {
         let request = match &outcome {
-            Outcome::Response(body) => self.api.response(request_id, body.clone(), "application/json"),
+            Outcome::Response(body) => {
+                self.api
+                    .response(request_id, body.clone(), "application/json")
+            }
             Outcome::Failure(e) => {
                 tracing::error!(errorType = %e.error_type(), "invocation failed: {}", e.message());
                 let body = serde_json::to_vec(&e.to_error_request()).unwrap_or_default();
-                self.api.error(request_id, e.error_type(), Bytes::from(body))
+                self.api
+                    .error(request_id, e.error_type(), Bytes::from(body))
             }
         };
         let request = match request {
@@ -129,7 +142,12 @@ impl<H: Handler> InvocationLoop<H> {
 
 /// Reads the event, naming the field that did not fit (e.g. `items[2].id`).
 fn deserialize_event<E: serde::de::DeserializeOwned>(body: &[u8]) -> Result<E, Error> {
-    let invalid = |detail: String| Error::new(INVALID_EVENT_ERROR_TYPE, format!("failed to deserialize the event{detail}"));
+    let invalid = |detail: String| {
+        Error::new(
+            INVALID_EVENT_ERROR_TYPE,
+            format!("failed to deserialize the event{detail}"),
+        )
+    };
     let mut de = serde_json::Deserializer::from_slice(body);
     let event = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -145,10 +163,17 @@ fn deserialize_event<E: serde::de::DeserializeOwned>(body: &[u8]) -> Result<E, E
 }
 
 /// Reports an init failure to `/runtime/init/error` and hands it back for the exit.
-pub(crate) async fn report_init_error(client: &mut Client, api: &RuntimeApi, error: Error) -> Error {
+pub(crate) async fn report_init_error(
+    client: &mut Client,
+    api: &RuntimeApi,
+    error: Error,
+) -> Error {
     tracing::error!(errorType = %error.error_type(), "init failed: {}", error.message());
     let body = serde_json::to_vec(&error.to_error_request()).unwrap_or_default();
-    if let Err(e) = client.send(api.init_error(error.error_type(), Bytes::from(body))).await {
+    if let Err(e) = client
+        .send(api.init_error(error.error_type(), Bytes::from(body)))
+        .await
+    {
         tracing::error!("could not report the init failure: {e}");
     }
     error
@@ -172,13 +197,24 @@ mod tests {
 
     #[test]
     fn deserialize_errors_name_the_field() {
-        let e = deserialize_event::<Order>(br#"{"id":1,"items":[{"sku":"a"},{"sku":5}]}"#).unwrap_err();
+        let e =
+            deserialize_event::<Order>(br#"{"id":1,"items":[{"sku":"a"},{"sku":5}]}"#).unwrap_err();
         assert_eq!(e.error_type(), INVALID_EVENT_ERROR_TYPE);
         assert!(e.message().contains("`items[1].sku`"), "{}", e.message());
         let e = deserialize_event::<Order>(b"not json").unwrap_err();
-        assert!(e.message().starts_with("failed to deserialize the event: expected"), "{}", e.message());
+        assert!(
+            e.message()
+                .starts_with("failed to deserialize the event: expected"),
+            "{}",
+            e.message()
+        );
         let e = deserialize_event::<Order>(br#"{"id":1,"items":[]} trailing"#).unwrap_err();
         assert!(e.message().contains("trailing"), "{}", e.message());
-        assert_eq!(deserialize_event::<Order>(br#"{"id":1,"items":[]}"#).unwrap().id, 1);
+        assert_eq!(
+            deserialize_event::<Order>(br#"{"id":1,"items":[]}"#)
+                .unwrap()
+                .id,
+            1
+        );
     }
 }

@@ -106,7 +106,9 @@ where
     };
     let handler = match panic::CatchUnwind(Box::pin(init(config.clone()))).await {
         Ok(Ok(h)) => h,
-        Ok(Err(e)) => return Err(invocation_loop::report_init_error(&mut client, &api, e.into()).await),
+        Ok(Err(e)) => {
+            return Err(invocation_loop::report_init_error(&mut client, &api, e.into()).await);
+        }
         Err(payload) => {
             let e = Error::new(PANIC_ERROR_TYPE, panic::panic_message(&*payload));
             return Err(invocation_loop::report_init_error(&mut client, &api, e).await);

@@ -51,7 +51,9 @@ pub fn init_default_subscriber() {
         .with_target(false)
         .with_max_level(LevelFilter::TRACE);
     let result = match format {
-        LogFormat::Text => tracing::subscriber::set_global_default(builder.without_time().finish().with(filter)),
+        LogFormat::Text => {
+            tracing::subscriber::set_global_default(builder.without_time().finish().with(filter))
+        }
         LogFormat::Json => tracing::subscriber::set_global_default(
             builder
                 .json()
@@ -72,7 +74,11 @@ mod tests {
     use tracing::Level;
 
     fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -81,14 +87,20 @@ mod tests {
         assert_eq!(f, LogFormat::Text);
         assert!(t.would_enable("x", &Level::INFO) && !t.would_enable("x", &Level::DEBUG));
 
-        let (f, t) = settings(lookup(&[("AWS_LAMBDA_LOG_FORMAT", "json"), ("AWS_LAMBDA_LOG_LEVEL", "debug")]));
+        let (f, t) = settings(lookup(&[
+            ("AWS_LAMBDA_LOG_FORMAT", "json"),
+            ("AWS_LAMBDA_LOG_LEVEL", "debug"),
+        ]));
         assert_eq!(f, LogFormat::Json);
         assert!(t.would_enable("x", &Level::DEBUG));
 
         let (_, t) = settings(lookup(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]));
         assert!(!t.would_enable("x", &Level::WARN) && t.would_enable("x", &Level::ERROR));
 
-        let (_, t) = settings(lookup(&[("AWS_LAMBDA_LOG_LEVEL", "ERROR"), ("RUST_LOG", "warn,my_fn=trace")]));
+        let (_, t) = settings(lookup(&[
+            ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
+            ("RUST_LOG", "warn,my_fn=trace"),
+        ]));
         assert!(t.would_enable("my_fn", &Level::TRACE));
         assert!(t.would_enable("other", &Level::WARN) && !t.would_enable("other", &Level::INFO));
     }

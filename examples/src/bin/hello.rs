@@ -17,7 +17,10 @@ async fn hello(event: Request, ctx: Context) -> Result<Response, Error> {
     let name = event.name.as_deref().unwrap_or("world");
     // Logged through `tracing`: the line carries this invocation's request id.
     let remaining = ctx.remaining().map(|d| format!("{} ms", d.as_millis()));
-    tracing::info!("greeting {name} ({} left)", remaining.as_deref().unwrap_or("no deadline"));
+    tracing::info!(
+        "greeting {name} ({} left)",
+        remaining.as_deref().unwrap_or("no deadline")
+    );
     Ok(Response {
         message: format!("Hello, {name}!"),
     })
@@ -39,7 +42,14 @@ mod tests {
 
     #[tokio::test]
     async fn greets_by_name() {
-        let r = hello(Request { name: Some("Ada".into()) }, ctx()).await.unwrap();
+        let r = hello(
+            Request {
+                name: Some("Ada".into()),
+            },
+            ctx(),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.message, "Hello, Ada!");
     }
 

@@ -69,7 +69,14 @@ mod tests {
 
     async fn place(item: &str, quantity: &str) -> Result<Receipt, Error> {
         let ctx = Context::new("test", Arc::new(Config::default()));
-        order(Order { item: item.into(), quantity: quantity.into() }, ctx).await
+        order(
+            Order {
+                item: item.into(),
+                quantity: quantity.into(),
+            },
+            ctx,
+        )
+        .await
     }
 
     #[tokio::test]
@@ -88,6 +95,13 @@ mod tests {
     #[tokio::test]
     async fn a_good_order_is_priced() {
         let r = place("tea", " 2 ").await.unwrap();
-        assert_eq!(r, Receipt { item: "tea".into(), quantity: 2, total_cents: 700 });
+        assert_eq!(
+            r,
+            Receipt {
+                item: "tea".into(),
+                quantity: 2,
+                total_cents: 700
+            }
+        );
     }
 }

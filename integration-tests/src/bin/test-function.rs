@@ -1,6 +1,7 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
 //! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`.
-//! With `FAIL_INIT=<message>` in its environment, init fails with that message.
+//! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
+//! `IDLE=1` it never calls the Runtime API, so a test can play the runtime itself.
 
 use std::time::Duration;
 
@@ -48,6 +49,10 @@ async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
 }
 
 fn main() -> Result<(), Error> {
+    if std::env::var_os("IDLE").is_some() {
+        std::thread::sleep(Duration::from_secs(3600));
+        return Ok(());
+    }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

@@ -1,0 +1,186 @@
+//! `make run`: starts the bundled emulator CLI with the example functions, sends real
+//! invocations over HTTP, prints each request and answer next to the emulator's own lines
+//! (START / END / REPORT and the function's logs), then stops the emulator with SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ironlambda_emulator::{invoke_request, send};
+use ironlambda_integration_tests::binary;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, Notify};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The emulator's output lines seen so far, with a signal for new ones.
+#[derive(Default)]
+struct Seen {
+    lines: Mutex<Vec<String>>,
+    added: Notify,
+}
+
+impl Seen {
+    async fn wait_for(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let wait = async {
+            loop {
+                let notified = self.added.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some(l) = self.lines.lock().await.iter().find(|l| pred(l)) {
+                    return l.clone();
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(WAIT, wait).await.ok()
+    }
+}
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    seen: Arc<Seen>,
+}
+
+async fn start_emulator(function: &Path) -> Result<Running, String> {
+    let mut child = Command::new(binary("ironlambda-emulator"))
+        .arg("--function")
+        .arg(function)
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let seen = Arc::new(Seen::default());
+    let feed = seen.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            println!("    │ {}", line.replace('\t', "  "));
+            feed.lines.lock().await.push(line);
+            feed.added.notify_waiters();
+        }
+    });
+    let listening = seen
+        .wait_for(|l| l.contains("listening on http://"))
+        .await
+        .ok_or("the emulator did not say where it listens")?;
+    let addr = listening
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("cannot read the address in {listening:?}"))?;
+    Ok(Running { child, addr, seen })
+}
+
+async fn invoke(run: &Running, function: &str, what: &str, payload: &str) -> Result<(), String> {
+    println!("\n  ▶ {what}\n    → POST /2015-03-31/functions/{function}/invocations  {payload}");
+    let r = send(
+        run.addr,
+        invoke_request(run.addr, function, payload.to_owned()),
+    )
+    .await
+    .map_err(|e| format!("invoke failed: {e}"))?;
+    let marker = r
+        .function_error()
+        .map(|e| format!(" (X-Amz-Function-Error: {e})"))
+        .unwrap_or_default();
+    println!("    ← {}{marker}  {}", r.status.as_u16(), r.text());
+    if let Some(id) = r.request_id() {
+        let needle = format!("REPORT RequestId: {id}");
+        run.seen
+            .wait_for(|l| l.starts_with(&needle))
+            .await
+            .ok_or_else(|| format!("no REPORT line for {id}"))?;
+    }
+    Ok(())
+}
+
+async fn stop(mut run: Running) -> Result<(), String> {
+    let pid = run.child.id().ok_or("the emulator already exited")?;
+    // SAFETY: plain FFI call; the pid is our own child's, which has not been reaped.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::time::timeout(WAIT, run.child.wait())
+        .await
+        .map_err(|_| "the emulator did not stop after SIGTERM".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the emulator exited with {status}"))
+    }
+}
+
+async fn tour() -> Result<(), String> {
+    println!("ironlambda tour: real functions, real processes, real HTTP on 127.0.0.1\n");
+    println!("■ examples/src/bin/hello.rs on ironlambda-emulator");
+    let run = start_emulator(&binary("hello")).await?;
+    invoke(&run, "hello", "a success", r#"{"name":"Ada"}"#).await?;
+    invoke(&run, "hello", "no name: the world is greeted", "{}").await?;
+    invoke(
+        &run,
+        "hello",
+        "an event of the wrong shape fails that invocation only",
+        r#"{"name":42}"#,
+    )
+    .await?;
+    invoke(
+        &run,
+        "hello",
+        "a body that is not JSON never reaches the function",
+        "hello?",
+    )
+    .await?;
+    stop(run).await?;
+
+    println!("\n■ examples/src/bin/order.rs: typed errors");
+    let run = start_emulator(&binary("order")).await?;
+    invoke(
+        &run,
+        "order",
+        "a good order",
+        r#"{"item":"tea","quantity":"2"}"#,
+    )
+    .await?;
+    invoke(
+        &run,
+        "order",
+        "a std error through `?`",
+        r#"{"item":"tea","quantity":"two"}"#,
+    )
+    .await?;
+    invoke(
+        &run,
+        "order",
+        "our own error type",
+        r#"{"item":"coffee","quantity":"1"}"#,
+    )
+    .await?;
+    invoke(
+        &run,
+        "order",
+        "an overridden errorType",
+        r#"{"item":"tea","quantity":"99"}"#,
+    )
+    .await?;
+    stop(run).await?;
+    println!("\nDone: both emulators stopped on SIGTERM; no process left behind.");
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match tour().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tour failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
