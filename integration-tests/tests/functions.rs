@@ -377,3 +377,30 @@ async fn unknown_functions_are_not_found() {
     assert_eq!(r.status, StatusCode::OK);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_init_that_overruns_its_limit_is_stopped() {
+    let emu = emulator("test-function")
+        .env("SLOW_INIT_MS", "120000")
+        .init_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let r = emu.invoke(r#"{"action":"echo","value":1}"#).await.unwrap();
+    assert_eq!(r.function_error(), Some("Unhandled"));
+    let body = r.json().unwrap();
+    let (error_type, message) = error_of(&body);
+    assert_eq!(error_type, "Sandbox.Timedout");
+    assert!(
+        message.ends_with("Init phase timed out after 1.00 seconds"),
+        "{message}"
+    );
+    let lines = emu.logs().lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INIT_REPORT") && l.ends_with("Status: timeout")),
+        "{lines:#?}"
+    );
+    emu.shutdown().await;
+}

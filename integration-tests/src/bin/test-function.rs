@@ -1,6 +1,7 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
 //! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`.
 //! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
+//! `SLOW_INIT_MS=<n>` init takes that long; with
 //! `IDLE=1` it never calls the Runtime API, so a test can play the runtime itself.
 
 use std::time::Duration;
@@ -44,6 +45,7 @@ async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
             "client_context": ctx.client_context,
             "function_name": ctx.config.function_name,
             "memory_mb": ctx.config.memory_mb,
+            "pid": std::process::id(),
         })),
     }
 }
@@ -57,6 +59,12 @@ fn main() -> Result<(), Error> {
         .enable_all()
         .build()?
         .block_on(ironlambda_runtime::run_with_init(|_config| async {
+            if let Some(ms) = std::env::var("SLOW_INIT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+            {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             match std::env::var("FAIL_INIT") {
                 Ok(message) => Err(Error::new("Function.InitFailed", message)),
                 Err(_) => Ok(handler_fn(handle)),

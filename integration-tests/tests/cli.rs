@@ -1,0 +1,84 @@
+//! The `ironlambda-emulator` command: starts, serves, and on SIGTERM stops the function
+//! and exits 0.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use ironlambda_emulator::{invoke_request, send};
+use ironlambda_integration_tests::{PATIENCE, binary};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+#[tokio::test]
+async fn sigterm_stops_the_function_and_the_emulator() {
+    let mut child = Command::new(binary("ironlambda-emulator"))
+        .arg("--function")
+        .arg(binary("test-function"))
+        .args(["--port", "0", "--memory", "256"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let addr: SocketAddr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let r = send(
+        addr,
+        invoke_request(addr, "test-function", r#"{"action":"context"}"#),
+    )
+    .await
+    .unwrap();
+    let ctx = r.json().unwrap();
+    assert_eq!(ctx["memory_mb"], 256);
+    let function_pid = ctx["pid"].as_u64().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{function_pid}")).exists());
+
+    // SAFETY: plain FFI call on our own, not yet reaped, child.
+    unsafe { libc::kill(child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{function_pid}")).exists(),
+        "the function process outlived the emulator"
+    );
+}
+
+#[tokio::test]
+async fn bad_arguments_are_clear_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--function", "/nonexistent/bootstrap"], "does not exist"),
+        (
+            &["--function", "x", "--timeout", "0"],
+            "not a number of seconds",
+        ),
+        (
+            &["--function", "x", "--env", "NOEQUALS"],
+            "is not KEY=VALUE",
+        ),
+        (&[], "--function"),
+    ];
+    for (args, expected) in cases {
+        let out = Command::new(binary("ironlambda-emulator"))
+            .args(*args)
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
