@@ -7,6 +7,10 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, header};
+use http_body_util::Full;
+
 /// The environment variable that holds the Runtime API address.
 pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
 
@@ -15,6 +19,7 @@ pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
 pub struct Endpoint {
     authority: String,
     prefix: String,
+    host: HeaderValue,
 }
 
 /// Why an `AWS_LAMBDA_RUNTIME_API` value could not be used.
@@ -96,9 +101,12 @@ impl Endpoint {
         if prefix.contains(['?', '#']) || prefix.chars().any(|c| c.is_ascii_control() || c == ' ') {
             return Err(fail("the path prefix holds characters a path cannot"));
         }
+        let host = HeaderValue::from_str(&authority)
+            .map_err(|_| fail("the host is not a valid header value"))?;
         Ok(Endpoint {
             authority,
             prefix: prefix.trim_end_matches('/').to_owned(),
+            host,
         })
     }
 
@@ -129,6 +137,20 @@ impl Endpoint {
         s.push_str(&self.prefix);
         s.push_str(api_path);
         s
+    }
+}
+
+impl Endpoint {
+    /// A request for `api_path` (e.g. `/2018-06-01/runtime/invocation/next`) with the `Host`
+    /// header set; every Lambda API request is built here.
+    pub fn request(&self, method: Method, api_path: &str, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        // The prefix was checked at parse time and API paths come from validated parts, so
+        // the path is a valid URI; an empty one would only be refused by the server.
+        *req.uri_mut() = self.path(api_path).parse().unwrap_or_default();
+        req.headers_mut().insert(header::HOST, self.host.clone());
+        req
     }
 }
 

@@ -4,7 +4,9 @@
 //! the emulator: parsing `AWS_LAMBDA_RUNTIME_API` ([`Endpoint`]), the Runtime API paths and
 //! requests ([`RuntimeApi`], [`RuntimeRoute`]), header names ([`headers`]), bodies and limits
 //! ([`wire`]), request-id validation, a keep-alive HTTP/1.1 [`Client`] and typed
-//! [`ApiError`]s.
+//! [`ApiError`]s; the Extensions API ([`ExtensionApi`], [`ExtensionRoute`],
+//! [`ExtensionEvent`]) and the Telemetry/Logs subscription and event types ([`telemetry`]).
+//! [`Error`] is the error type handlers return, shared by the runtime and extension crates.
 //!
 //! ```no_run
 //! use ironlambda_api_client::{Client, Endpoint, NextHeaders, RuntimeApi};
@@ -19,16 +21,28 @@
 //! ```
 
 mod client;
+mod diagnostic;
 mod endpoint;
 mod error;
+mod extension_api;
 pub mod headers;
+pub mod panic;
 mod request_id;
 mod runtime_api;
+pub mod telemetry;
+pub mod time;
 pub mod wire;
 
 pub use client::{ApiResponse, Client};
+pub use diagnostic::Error;
 pub use endpoint::{Endpoint, EndpointError, RUNTIME_API_ENV};
 pub use error::{ApiError, TransportError};
+pub use extension_api::{
+    EVENT_NEXT_PATH, EXTENSION_EXIT_ERROR_PATH, EXTENSION_INIT_ERROR_PATH, EventType, ExtensionApi,
+    ExtensionEvent, ExtensionRoute, InvalidHeaderValue, InvokeEvent, LOGS_PATH, REGISTER_PATH,
+    RegisterRequest, RegisterResponse, ShutdownEvent, ShutdownReason, TELEMETRY_PATH, Tracing,
+    headers as extension_headers,
+};
 pub use request_id::{InvalidRequestId, MAX_REQUEST_ID_LEN, validate_request_id};
 pub use runtime_api::{
     Body, INIT_ERROR_PATH, MAX_ERROR_TYPE_LEN, NEXT_PATH, NextHeaders, RuntimeApi, RuntimeRoute,

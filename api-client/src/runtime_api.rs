@@ -84,21 +84,12 @@ pub fn sanitize_error_type(error_type: &str) -> HeaderValue {
 #[derive(Clone, Debug)]
 pub struct RuntimeApi {
     endpoint: Endpoint,
-    host: HeaderValue,
-    next_path: String,
 }
 
 impl RuntimeApi {
     /// Request builder for `endpoint`.
     pub fn new(endpoint: Endpoint) -> Self {
-        let host = HeaderValue::from_str(endpoint.authority())
-            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
-        let next_path = endpoint.path(NEXT_PATH);
-        RuntimeApi {
-            endpoint,
-            host,
-            next_path,
-        }
+        RuntimeApi { endpoint }
     }
 
     /// The endpoint these requests go to.
@@ -106,18 +97,9 @@ impl RuntimeApi {
         &self.endpoint
     }
 
-    fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Body> {
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = method;
-        // The path was built from a validated id and a parsed prefix, so it is a valid URI.
-        *req.uri_mut() = path.parse().unwrap_or_default();
-        req.headers_mut().insert(header::HOST, self.host.clone());
-        req
-    }
-
     /// `GET /runtime/invocation/next`.
     pub fn next(&self) -> Request<Body> {
-        self.request(Method::GET, &self.next_path, Bytes::new())
+        self.endpoint.request(Method::GET, NEXT_PATH, Bytes::new())
     }
 
     /// `POST /runtime/invocation/{id}/response` with a buffered body.
@@ -128,10 +110,8 @@ impl RuntimeApi {
         content_type: &'static str,
     ) -> Result<Request<Body>, InvalidRequestId> {
         validate_request_id(request_id)?;
-        let path = self
-            .endpoint
-            .path(&format!("{INVOCATION_PREFIX}{request_id}/response"));
-        let mut req = self.request(Method::POST, &path, body);
+        let path = format!("{INVOCATION_PREFIX}{request_id}/response");
+        let mut req = self.endpoint.request(Method::POST, &path, body);
         req.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         Ok(req)
@@ -145,20 +125,17 @@ impl RuntimeApi {
         json_body: Bytes,
     ) -> Result<Request<Body>, InvalidRequestId> {
         validate_request_id(request_id)?;
-        let path = self
-            .endpoint
-            .path(&format!("{INVOCATION_PREFIX}{request_id}/error"));
+        let path = format!("{INVOCATION_PREFIX}{request_id}/error");
         Ok(self.error_request(&path, error_type, json_body))
     }
 
     /// `POST /runtime/init/error` with an `ErrorRequest` JSON body.
     pub fn init_error(&self, error_type: &str, json_body: Bytes) -> Request<Body> {
-        let path = self.endpoint.path(INIT_ERROR_PATH);
-        self.error_request(&path, error_type, json_body)
+        self.error_request(INIT_ERROR_PATH, error_type, json_body)
     }
 
     fn error_request(&self, path: &str, error_type: &str, json_body: Bytes) -> Request<Body> {
-        let mut req = self.request(Method::POST, path, json_body);
+        let mut req = self.endpoint.request(Method::POST, path, json_body);
         let h = req.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

@@ -586,7 +586,7 @@ impl Environment {
                 let secs = self.config.timeout.as_secs_f64();
                 self.logs.line(format!(
                     "{} {} Task timed out after {secs:.2} seconds",
-                    crate::time::rfc3339_now(),
+                    ironlambda_api_client::time::rfc3339_now(),
                     inv.event.request_id
                 ));
                 let message = format!(

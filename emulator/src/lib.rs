@@ -28,7 +28,6 @@ mod logs;
 mod process;
 mod runtime_api;
 mod server;
-mod time;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::time::SystemTime;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -74,29 +73,11 @@ pub(crate) fn lambda_environment(
 
 /// `YYYY/MM/DD/[$LATEST]<32 hex>`, like Lambda's log stream names.
 fn log_stream_name() -> String {
-    let days = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0) as i64;
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = ironlambda_api_client::time::today();
     format!(
         "{y:04}/{m:02}/{d:02}/[$LATEST]{}",
         uuid::Uuid::new_v4().simple()
     )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 impl RuntimeProcess {
@@ -196,13 +177,6 @@ pub(crate) fn describe_exit(status: &ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn environment_has_lambda_variables_and_user_overrides() {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
-use crate::error::Error;
+use ironlambda_api_client::Error;
 
 /// A Lambda function. Implement it for a struct when the handler holds state built once at
 /// init (SDK clients, pools); use [`handler_fn`] for a plain async fn.

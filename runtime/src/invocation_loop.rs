@@ -11,10 +11,10 @@ use tracing::Instrument;
 
 use crate::config::Config;
 use crate::context::Context;
-use crate::error::Error;
 use crate::handler::Handler;
-use crate::panic::{CatchUnwind, panic_message};
 use crate::xray::TraceEnv;
+use ironlambda_api_client::Error;
+use ironlambda_api_client::panic::{CatchUnwind, panic_message};
 
 /// How many times a failing `/next` is tried before the process gives up.
 const NEXT_ATTEMPTS: u32 = 6;

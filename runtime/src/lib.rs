@@ -35,23 +35,22 @@
 
 mod config;
 mod context;
-mod error;
 mod handler;
 mod invocation_loop;
 mod logging;
-mod panic;
 mod xray;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use ironlambda_api_client::panic::{CatchUnwind, panic_message};
 use ironlambda_api_client::{Client, Endpoint, RuntimeApi};
 
 pub use config::{Config, ConfigError};
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Context};
-pub use error::Error;
 pub use handler::{Handler, HandlerFn, handler_fn};
 pub use invocation_loop::{INVALID_EVENT_ERROR_TYPE, PANIC_ERROR_TYPE, SERIALIZATION_ERROR_TYPE};
+pub use ironlambda_api_client::Error;
 pub use logging::{LogFormat, init_default_subscriber};
 
 /// Runs `handler` for every invocation until the environment goes away.
@@ -104,13 +103,13 @@ where
             return Err(invocation_loop::report_init_error(&mut client, &api, e).await);
         }
     };
-    let handler = match panic::CatchUnwind(Box::pin(init(config.clone()))).await {
+    let handler = match CatchUnwind(Box::pin(init(config.clone()))).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             return Err(invocation_loop::report_init_error(&mut client, &api, e.into()).await);
         }
         Err(payload) => {
-            let e = Error::new(PANIC_ERROR_TYPE, panic::panic_message(&*payload));
+            let e = Error::new(PANIC_ERROR_TYPE, panic_message(&*payload));
             return Err(invocation_loop::report_init_error(&mut client, &api, e).await);
         }
     };

@@ -1,4 +1,5 @@
-//! Catching panics in handler futures so one bad invocation does not end the process.
+//! Catching panics in handler futures so one bad invocation does not end the process;
+//! shared by the runtime and extension crates.
 
 use std::any::Any;
 use std::future::Future;
@@ -9,7 +10,7 @@ use std::task::{Context, Poll};
 /// Polls the inner future inside `catch_unwind`; a panic becomes `Err(payload)`.
 ///
 /// The inner future is never polled again after it panicked.
-pub(crate) struct CatchUnwind<F>(pub(crate) F);
+pub struct CatchUnwind<F>(pub F);
 
 impl<F: Future + Unpin> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
@@ -25,7 +26,7 @@ impl<F: Future + Unpin> Future for CatchUnwind<F> {
 }
 
 /// The text of a panic payload (`panic!("…")` gives a `&str` or a `String`).
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -1,9 +1,11 @@
-//! [`Error`]: what a handler returns when it fails, and how it is reported to Lambda.
+//! [`Error`]: what a handler (function or extension) returns when it fails, and how it is
+//! reported to Lambda. Re-exported as `ironlambda_runtime::Error` and
+//! `ironlambda_extension::Error`.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use ironlambda_api_client::wire::ErrorRequest;
+use crate::wire::ErrorRequest;
 
 /// A failed invocation or init, as Lambda will report it: an `errorType` and an `errorMessage`.
 ///
@@ -11,7 +13,7 @@ use ironlambda_api_client::wire::ErrorRequest;
 /// concrete type (`ParseIntError`, not `core::num::error::ParseIntError`):
 ///
 /// ```
-/// use ironlambda_runtime::Error;
+/// use ironlambda_api_client::Error;
 /// fn parse(s: &str) -> Result<u32, Error> { Ok(s.parse::<u32>()?) }
 /// let e = parse("x").unwrap_err();
 /// assert_eq!(e.error_type(), "ParseIntError");
@@ -102,7 +104,7 @@ impl fmt::Display for Error {
 }
 
 /// `core::num::error::ParseIntError` → `ParseIntError`; `a::Wrapper<b::Inner>` → `Wrapper`.
-pub(crate) fn short_type_name(full: &'static str) -> &'static str {
+fn short_type_name(full: &'static str) -> &'static str {
     let base = full.split('<').next().unwrap_or(full);
     base.rsplit("::").next().unwrap_or(base)
 }
