@@ -22,6 +22,8 @@ pub struct FunctionConfig {
     pub eager_init: bool,
     /// The region in ARNs and `AWS_REGION`.
     pub region: String,
+    /// A directory whose files are launched as external extensions, like `/opt/extensions`.
+    pub extensions_dir: Option<PathBuf>,
 }
 
 impl FunctionConfig {
@@ -43,6 +45,7 @@ impl FunctionConfig {
             env: Vec::new(),
             eager_init: false,
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned()),
+            extensions_dir: None,
         }
     }
 

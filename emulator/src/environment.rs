@@ -1,124 +1,53 @@
 //! One execution environment: the lifecycle state machine (protocol.md §1.7, §3).
 //!
-//! A single task owns the runtime process and every piece of lifecycle state. The HTTP
-//! handlers of the Invoke API and the Runtime API only send it messages and wait for its
-//! answer, so each rule (which call is allowed when, what the caller gets on a crash or a
-//! timeout) is decided in exactly one place, in the order events really happened.
+//! A single task owns every process and every piece of lifecycle state. The HTTP handlers
+//! only send it messages and wait for its answer, so each rule (which call is allowed when,
+//! what the caller gets on a crash or a timeout, when the next invoke may start) is decided
+//! in exactly one place, in the order events really happened.
 //!
 //! ```text
-//! Down --invoke--> Init --/next--> Running --/response|/error--> PostInvoke --/next--> Ready
-//!   ^               |                 |                              |                  |
-//!   +-- exit, init error, timeout ----+------------------------------+     invoke ------+--> Running
+//! Down --invoke--> Init --runtime /next + every extension /event/next--> Running
+//! Running --/response|/error--> PostInvoke --runtime /next + INVOKE subscribers done--> Ready
+//! Ready --invoke--> Running
+//! any phase --timeout, crash, init failure, exit/error, stop--> Shutdown --all exited--> Down
 //! ```
 
 use std::collections::VecDeque;
 use std::future::pending;
-use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
+use ironlambda_api_client::telemetry::{
+    DurationMetrics, ExtensionRecord, InitRecord, InvocationRecord, SubscriptionApi,
+    SubscriptionRecord, TelemetryEvent, TelemetrySubscription, TelemetryType,
+};
 use ironlambda_api_client::wire::{
-    ApiErrorBody, ErrorRequest, MAX_RESPONSE_PAYLOAD, invalid_request_id, invalid_state_transition,
+    ErrorRequest, MAX_RESPONSE_PAYLOAD, invalid_request_id, invalid_state_transition,
     request_entity_too_large,
 };
+use ironlambda_api_client::{
+    ExtensionEvent, InvokeEvent, RegisterResponse, ShutdownEvent, ShutdownReason, Tracing,
+};
+use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
 
+use crate::calls::{
+    Call, ErrorPhase, Event, ExtensionCall, Invocation, InvokeResult, PostedBody, Refusal,
+    Registration, Reply, RuntimeCall, error_json, refuse,
+};
 use crate::config::FunctionConfig;
-use crate::logs::Logs;
-use crate::process::{RuntimeProcess, describe_exit};
+use crate::extensions::{Extensions, External, Window, discover};
+use crate::logs::{Logs, Source};
+use crate::process::{
+    Exit, Launch, Process, Who, describe_exit, extension_environment, lambda_environment,
+};
+use crate::telemetry::TelemetryHub;
 
-/// An invocation waiting for, or being run by, the environment.
-pub(crate) struct Invocation {
-    pub(crate) request_id: String,
-    pub(crate) body: Bytes,
-    pub(crate) client_context: Option<String>,
-    pub(crate) trace_id: Option<String>,
-    /// `None` for asynchronous (`Event`) invocations: nobody waits for the result.
-    pub(crate) reply: Option<oneshot::Sender<InvokeResult>>,
-}
-
-/// What the caller of an invocation gets.
-#[derive(Debug)]
-pub(crate) enum InvokeResult {
-    /// The runtime posted `/response`.
-    Success {
-        body: Bytes,
-        content_type: Option<HeaderValue>,
-    },
-    /// The runtime posted `/error`, crashed, timed out or failed to start.
-    FunctionError {
-        body: Bytes,
-        content_type: Option<HeaderValue>,
-    },
-}
-
-impl InvokeResult {
-    /// A function error made by the platform (`Runtime.ExitError`, `Sandbox.Timedout`, …).
-    fn platform_error(error_type: &str, message: String) -> Self {
-        InvokeResult::FunctionError {
-            body: error_json(error_type, message),
-            content_type: Some(HeaderValue::from_static("application/json")),
-        }
-    }
-}
-
-fn error_json(error_type: &str, message: String) -> Bytes {
-    let e = ErrorRequest {
-        error_message: message,
-        error_type: error_type.to_owned(),
-        stack_trace: Vec::new(),
-    };
-    Bytes::from(serde_json::to_vec(&e).unwrap_or_default())
-}
-
-/// The event a `/next` call receives.
-#[derive(Debug)]
-pub(crate) struct Event {
-    pub(crate) request_id: String,
-    pub(crate) deadline_ms: u64,
-    pub(crate) invoked_function_arn: String,
-    pub(crate) trace_id: Option<String>,
-    pub(crate) client_context: Option<String>,
-    pub(crate) body: Bytes,
-}
-
-/// An API refusal: status and `{"errorType","errorMessage"}`.
-pub(crate) type Refusal = (StatusCode, ApiErrorBody);
-
-/// A body posted to the Runtime API, read with a size limit.
-pub(crate) enum PostedBody {
-    Complete(Bytes),
-    TooLarge(usize),
-    /// The connection ended before the body did (edge-cases A16).
-    Truncated,
-}
-
-/// A Runtime API call, forwarded by the HTTP handler.
-pub(crate) enum RuntimeCall {
-    Next(oneshot::Sender<Result<Arc<Event>, Refusal>>),
-    Response {
-        id: String,
-        body: PostedBody,
-        content_type: Option<HeaderValue>,
-        reply: oneshot::Sender<Result<(), Refusal>>,
-    },
-    Error {
-        id: String,
-        body: PostedBody,
-        content_type: Option<HeaderValue>,
-        error_type: Option<String>,
-        reply: oneshot::Sender<Result<(), Refusal>>,
-    },
-    InitError {
-        body: PostedBody,
-        content_type: Option<HeaderValue>,
-        error_type: Option<String>,
-        reply: oneshot::Sender<Result<(), Refusal>>,
-    },
-}
+/// How long processes get to be reaped after SIGKILL before the environment gives up on them.
+const REAP_LIMIT: Duration = Duration::from_secs(2);
 
 struct Init {
     started: Instant,
@@ -126,6 +55,9 @@ struct Init {
     job: Option<Invocation>,
     /// What the runtime posted to `/init/error`, served to the waiting invoke.
     error: Option<(Bytes, Option<HeaderValue>)>,
+    runtime_launched: bool,
+    /// The runtime called `/next`: registration is closed.
+    runtime_ready: bool,
 }
 
 struct Invoke {
@@ -135,6 +67,29 @@ struct Invoke {
     started: Instant,
     deadline: Instant,
     init_duration: Option<Duration>,
+    /// The runtime called `/next` after answering.
+    runtime_done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// SIGTERM (or SIGKILL) sent to the runtime; waiting for it to exit.
+    Runtime,
+    /// SHUTDOWN sent to subscribed extensions; waiting for them to exit.
+    Extensions,
+    /// Everything was SIGKILLed; waiting for the exits to be reaped.
+    Reaping,
+}
+
+struct Shutdown {
+    reason: ShutdownReason,
+    /// End of the shutdown budget.
+    deadline: Instant,
+    deadline_ms: u64,
+    stage: Stage,
+    /// When the current stage gives up.
+    next_tick: Instant,
+    runtime_killed: bool,
 }
 
 enum Phase {
@@ -143,6 +98,7 @@ enum Phase {
     Ready,
     Running(Invoke),
     PostInvoke(Invoke),
+    Shutdown(Shutdown),
 }
 
 impl Phase {
@@ -153,6 +109,7 @@ impl Phase {
             Phase::Ready => "Ready",
             Phase::Running(_) => "Running",
             Phase::PostInvoke(_) => "ResponseSent",
+            Phase::Shutdown(_) => "Shutdown",
         }
     }
 
@@ -160,6 +117,7 @@ impl Phase {
         match self {
             Phase::Init(i) => Some(i.deadline),
             Phase::Running(i) | Phase::PostInvoke(i) => Some(i.deadline),
+            Phase::Shutdown(s) => Some(s.next_tick),
             Phase::Down | Phase::Ready => None,
         }
     }
@@ -170,90 +128,280 @@ pub(crate) struct Environment {
     config: Arc<FunctionConfig>,
     runtime_api: String,
     logs: Logs,
-    process: Option<RuntimeProcess>,
-    /// `/next` calls waiting for an event.
-    waiting: VecDeque<oneshot::Sender<Result<Arc<Event>, Refusal>>>,
+    telemetry: Arc<TelemetryHub>,
+    exits: mpsc::UnboundedSender<Exit>,
+    /// Incremented at every init, so exits of an earlier generation are recognised.
+    generation: u64,
+    runtime: Option<Process>,
+    /// Runtime `/next` calls waiting for an event.
+    waiting: VecDeque<Reply<Arc<Event>>>,
+    extensions: Extensions,
     phase: Phase,
     /// Init duration of an eager init, reported with the first invoke.
     unreported_init: Option<Duration>,
-    /// Peak memory of the current process, sampled while it is alive.
+    /// Peak memory of the current runtime, sampled while it is alive.
     peak_mb: u64,
+    /// The emulator is stopping: no new invokes, and the task ends once everything is down.
+    stopping: bool,
+}
+
+fn epoch_ms_after(d: Duration) -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(d)
+        .as_millis() as u64
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn answer(reply: Option<oneshot::Sender<InvokeResult>>, result: InvokeResult) {
+    if let Some(reply) = reply {
+        // The caller may have gone away; the invocation still ran (edge-cases A28).
+        let _ = reply.send(result);
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
 impl Environment {
-    pub(crate) fn new(config: Arc<FunctionConfig>, runtime_api: String, logs: Logs) -> Self {
+    pub(crate) fn new(
+        config: Arc<FunctionConfig>,
+        runtime_api: String,
+        logs: Logs,
+        telemetry: Arc<TelemetryHub>,
+        exits: mpsc::UnboundedSender<Exit>,
+    ) -> Self {
         Environment {
             config,
             runtime_api,
             logs,
-            process: None,
+            telemetry,
+            exits,
+            generation: 0,
+            runtime: None,
             waiting: VecDeque::new(),
+            extensions: Extensions::default(),
             phase: Phase::Down,
             unreported_init: None,
             peak_mb: 0,
+            stopping: false,
         }
     }
 
-    /// Runs until `shutdown` fires, then stops the runtime.
+    /// Runs until stopped, then shuts the environment down as Lambda spins one down.
     pub(crate) async fn run(
         mut self,
-        mut calls: mpsc::Receiver<RuntimeCall>,
+        mut calls: mpsc::Receiver<Call>,
         mut invokes: mpsc::Receiver<Invocation>,
-        mut shutdown: oneshot::Receiver<()>,
+        mut exits: mpsc::UnboundedReceiver<Exit>,
+        mut stop: oneshot::Receiver<()>,
     ) {
         if self.config.eager_init {
-            self.launch(None);
+            self.begin_init(None);
         }
         loop {
+            if self.stopping && matches!(self.phase, Phase::Down) {
+                return;
+            }
             let deadline = self.phase.deadline();
-            let idle = matches!(self.phase, Phase::Down | Phase::Ready);
+            let idle = !self.stopping && matches!(self.phase, Phase::Down | Phase::Ready);
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut stop, if !self.stopping => self.on_stop(),
                 Some(call) = calls.recv() => self.on_call(call),
                 Some(job) = invokes.recv(), if idle => self.on_invoke(job),
-                status = wait_exit(&mut self.process) => self.on_exit(status),
-                _ = sleep_until_opt(deadline) => self.on_deadline().await,
+                Some(exit) = exits.recv() => self.on_exit(exit),
+                _ = sleep_until_opt(deadline) => self.on_deadline(),
             }
         }
-        // No extensions: the shutdown budget is 0 ms, the runtime is killed at once (§3.4).
-        self.kill().await;
     }
 
-    fn launch(&mut self, job: Option<Invocation>) {
+    fn on_stop(&mut self) {
+        self.stopping = true;
+        match self.phase {
+            Phase::Down | Phase::Shutdown(_) => {}
+            _ => self.begin_shutdown(ShutdownReason::Spindown),
+        }
+    }
+
+    // ----- init -------------------------------------------------------------------------
+
+    fn begin_init(&mut self, job: Option<Invocation>) {
+        self.generation += 1;
+        self.peak_mb = 0;
         self.logs
             .line("INIT_START Runtime Version: provided:al2023 (ironlambda-emulator)");
-        match RuntimeProcess::launch(&self.config, &self.runtime_api, &self.logs) {
-            Ok(p) => {
-                self.process = Some(p);
-                self.peak_mb = 0;
-                let now = Instant::now();
-                self.phase = Phase::Init(Init {
-                    started: now,
-                    deadline: now + self.config.init_timeout,
-                    job,
-                    error: None,
-                });
-            }
+        self.publish_platform("platform.initStart", to_json(&self.init_record(None, None)));
+        let now = Instant::now();
+        self.phase = Phase::Init(Init {
+            started: now,
+            deadline: now + self.config.init_timeout,
+            job,
+            error: None,
+            runtime_launched: false,
+            runtime_ready: false,
+        });
+        if let Err(message) = self.launch_extensions() {
+            self.init_failed("Extension.LaunchError", message);
+            return;
+        }
+        self.launch_runtime_when_ready();
+    }
+
+    /// Starts every file of the extensions directory (protocol.md §4).
+    fn launch_extensions(&mut self) -> Result<(), String> {
+        let Some(dir) = self.config.extensions_dir.clone() else {
+            return Ok(());
+        };
+        let found = discover(&dir)
+            .map_err(|e| format!("cannot read extensions directory {}: {e}", dir.display()))?;
+        if found.len() > crate::extensions::MAX_EXTENSIONS {
+            return Err(format!(
+                "{} extensions in {}: the limit is 10",
+                found.len(),
+                dir.display()
+            ));
+        }
+        let env = extension_environment(&self.config, &self.runtime_api);
+        for (index, (name, path)) in found.into_iter().enumerate() {
+            let launch = Launch {
+                executable: &path,
+                env: env.clone(),
+                source: Source::Extension(name.clone()),
+                who: Who::Extension(index),
+                generation: self.generation,
+            };
+            let process = Process::spawn(launch, &self.logs, &self.exits)
+                .map_err(|e| format!("cannot start extension {}: {e}", path.display()))?;
+            self.extensions.external.push(External {
+                name,
+                process: Some(process),
+                registered: false,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts the runtime once every external extension has registered (protocol.md §3.1).
+    fn launch_runtime_when_ready(&mut self) {
+        let Phase::Init(init) = &mut self.phase else {
+            return;
+        };
+        if init.runtime_launched || !self.extensions.externals_registered() {
+            return;
+        }
+        init.runtime_launched = true;
+        let launch = Launch {
+            executable: &self.config.executable,
+            env: lambda_environment(&self.config, &self.runtime_api),
+            source: Source::Function,
+            who: Who::Runtime,
+            generation: self.generation,
+        };
+        match Process::spawn(launch, &self.logs, &self.exits) {
+            Ok(p) => self.runtime = Some(p),
             Err(e) => {
                 let path = self.config.executable.display();
                 self.logs
                     .line(format!("ironlambda-emulator: cannot start {path}: {e}"));
-                if let Some(job) = job {
-                    let message =
-                        format!("RequestId: {} Error: fork/exec {path}: {e}", job.request_id);
-                    answer(
-                        job.reply,
-                        InvokeResult::platform_error("Runtime.InvalidEntrypoint", message),
-                    );
-                }
-                self.phase = Phase::Down;
+                self.init_failed(
+                    "Runtime.InvalidEntrypoint",
+                    format!("fork/exec {path}: {e}"),
+                );
             }
         }
     }
 
+    /// Init is done when the runtime called `/next` and every extension `/event/next`.
+    fn finish_init_when_ready(&mut self) {
+        let Phase::Init(init) = &self.phase else {
+            return;
+        };
+        if !init.runtime_ready || !self.extensions.all_done() {
+            return;
+        }
+        let Phase::Init(init) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        let took = init.started.elapsed();
+        self.publish_platform(
+            "platform.initRuntimeDone",
+            to_json(&self.init_record(Some("success"), None)),
+        );
+        let mut report = self.init_record(Some("success"), None);
+        report.metrics = Some(DurationMetrics {
+            duration_ms: ms(took),
+        });
+        self.publish_platform("platform.initReport", to_json(&report));
+        match init.job {
+            Some(job) => self.start_invoke(job, Some(took)),
+            None => self.unreported_init = Some(took),
+        }
+    }
+
+    /// Init failed: the waiting invoke gets `message` under `error_type` (or the runtime's
+    /// own `/init/error` body), and the environment resets.
+    fn init_failed(&mut self, error_type: &str, message: String) {
+        let status = if error_type == "Sandbox.Timedout" {
+            "timeout"
+        } else {
+            "error"
+        };
+        let Phase::Init(init) = std::mem::replace(&mut self.phase, Phase::Down) else {
+            return;
+        };
+        let posted = init.error.is_some();
+        let reported_type = if posted {
+            "Runtime.InitError"
+        } else {
+            error_type
+        };
+        let mut line = format!(
+            "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: {status}",
+            ms(init.started.elapsed())
+        );
+        if status == "error" {
+            line.push_str(&format!("\tError Type: {reported_type}"));
+        }
+        self.logs.line(line);
+        let mut report = self.init_record(Some(status), Some(reported_type));
+        report.metrics = Some(DurationMetrics {
+            duration_ms: ms(init.started.elapsed()),
+        });
+        self.publish_platform("platform.initReport", to_json(&report));
+        if let Some(job) = init.job {
+            let result = match init.error {
+                Some((body, content_type)) => InvokeResult::FunctionError { body, content_type },
+                None => {
+                    let message = format!("RequestId: {} Error: {message}", job.request_id);
+                    self.logs.line(format!("{message}\n{error_type}"));
+                    InvokeResult::platform_error(error_type, message)
+                }
+            };
+            answer(job.reply, result);
+        }
+        self.begin_shutdown(ShutdownReason::Failure);
+    }
+
+    fn init_record(&self, status: Option<&str>, error_type: Option<&str>) -> InitRecord {
+        InitRecord {
+            initialization_type: "on-demand".into(),
+            phase: "init".into(),
+            status: status.map(str::to_owned),
+            error_type: error_type.map(str::to_owned),
+            metrics: None,
+        }
+    }
+
+    // ----- invoke -----------------------------------------------------------------------
+
     fn on_invoke(&mut self, job: Invocation) {
         match self.phase {
-            Phase::Down => self.launch(Some(job)),
+            Phase::Down => self.begin_init(Some(job)),
             _ => {
                 let init = self.unreported_init.take();
                 self.start_invoke(job, init);
@@ -264,14 +412,9 @@ impl Environment {
     fn start_invoke(&mut self, job: Invocation, init_duration: Option<Duration>) {
         let now = Instant::now();
         let timeout = self.config.timeout;
-        let deadline_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .saturating_add(timeout)
-            .as_millis() as u64;
         let event = Arc::new(Event {
             request_id: job.request_id,
-            deadline_ms,
+            deadline_ms: epoch_ms_after(timeout),
             invoked_function_arn: self.config.arn(),
             trace_id: job.trace_id,
             client_context: job.client_context,
@@ -281,6 +424,24 @@ impl Environment {
             "START RequestId: {} Version: $LATEST",
             event.request_id
         ));
+        let start = InvocationRecord {
+            request_id: event.request_id.clone(),
+            version: Some("$LATEST".into()),
+            ..InvocationRecord::default()
+        };
+        self.publish_platform("platform.start", to_json(&start));
+        // INVOKE fan-out to the subscribed extensions (protocol.md §3.2).
+        let extension_event = ExtensionEvent::Invoke(InvokeEvent {
+            deadline_ms: event.deadline_ms,
+            request_id: event.request_id.clone(),
+            invoked_function_arn: event.invoked_function_arn.clone(),
+            tracing: event.trace_id.as_ref().map(|t| Tracing {
+                kind: "X-Amzn-Trace-Id".into(),
+                value: t.clone(),
+            }),
+        });
+        let extension_event = Bytes::from(serde_json::to_vec(&extension_event).unwrap_or_default());
+        self.extensions.broadcast(&extension_event, |r| r.invoke);
         let delivered = self.deliver(&event);
         self.phase = Phase::Running(Invoke {
             event,
@@ -289,10 +450,11 @@ impl Environment {
             started: now,
             deadline: now + timeout,
             init_duration,
+            runtime_done: false,
         });
     }
 
-    /// Hands the event to the first `/next` caller still connected.
+    /// Hands the event to the first runtime `/next` caller still connected.
     fn deliver(&mut self, event: &Arc<Event>) -> bool {
         while let Some(w) = self.waiting.pop_front() {
             if w.send(Ok(event.clone())).is_ok() {
@@ -302,84 +464,123 @@ impl Environment {
         false
     }
 
-    fn on_call(&mut self, call: RuntimeCall) {
+    /// The invoke is over when the runtime called `/next` and every INVOKE subscriber
+    /// `/event/next` (protocol.md §3.2); only then may the next one start.
+    fn finish_invoke_when_ready(&mut self) {
+        let Phase::PostInvoke(inv) = &self.phase else {
+            return;
+        };
+        if !inv.runtime_done || !self.extensions.invoke_subscribers_done() {
+            return;
+        }
+        let Phase::PostInvoke(inv) = std::mem::replace(&mut self.phase, Phase::Ready) else {
+            return;
+        };
+        self.sample_memory();
+        self.report(&inv, "success", None);
+    }
+
+    // ----- calls ------------------------------------------------------------------------
+
+    fn on_call(&mut self, call: Call) {
         match call {
-            RuntimeCall::Next(reply) => self.on_next(reply),
-            RuntimeCall::Response {
+            Call::Runtime(RuntimeCall::Next(reply)) => self.on_runtime_next(reply),
+            Call::Runtime(RuntimeCall::Response {
                 id,
                 body,
                 content_type,
                 reply,
-            } => {
+            }) => {
                 let _ = reply.send(self.on_result(&id, body, content_type, None));
             }
-            RuntimeCall::Error {
+            Call::Runtime(RuntimeCall::Error {
                 id,
                 body,
                 content_type,
                 error_type,
                 reply,
-            } => {
+            }) => {
                 let _ = reply.send(self.on_result(&id, body, content_type, Some(error_type)));
             }
-            RuntimeCall::InitError {
+            Call::Runtime(RuntimeCall::InitError {
                 body,
                 content_type,
                 error_type,
                 reply,
-            } => {
+            }) => {
                 let _ = reply.send(self.on_init_error(body, content_type, error_type));
+            }
+            Call::Extension(ExtensionCall::Register {
+                name,
+                body,
+                account_id,
+                reply,
+            }) => {
+                let _ = reply.send(self.on_register(&name, body, account_id));
+            }
+            Call::Extension(ExtensionCall::Next { id, reply }) => {
+                self.on_extension_next(&id, reply)
+            }
+            Call::Extension(ExtensionCall::Error {
+                id,
+                phase,
+                error_type,
+                body,
+                reply,
+            }) => {
+                let _ = reply.send(self.on_extension_error(&id, phase, error_type, body));
+            }
+            Call::Extension(ExtensionCall::Subscribe {
+                id,
+                api,
+                body,
+                reply,
+            }) => {
+                let _ = reply.send(self.on_subscribe(&id, api, body));
             }
         }
     }
 
-    fn on_next(&mut self, reply: oneshot::Sender<Result<Arc<Event>, Refusal>>) {
-        match std::mem::replace(&mut self.phase, Phase::Down) {
-            Phase::Down => {
-                let body = ApiErrorBody::new(
+    fn on_runtime_next(&mut self, reply: Reply<Arc<Event>>) {
+        match &mut self.phase {
+            Phase::Down | Phase::Shutdown(_) => {
+                let _ = reply.send(Err(refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
                     "InternalServerError",
-                    "No runtime is running in this environment",
-                );
-                let _ = reply.send(Err((StatusCode::INTERNAL_SERVER_ERROR, body)));
+                    "No event will come: the environment is shutting down",
+                )));
             }
             Phase::Init(init) if init.error.is_some() => {
                 let _ = reply.send(Err((
                     StatusCode::FORBIDDEN,
                     invalid_state_transition("InitError", "Ready"),
                 )));
-                self.phase = Phase::Init(init);
             }
             Phase::Init(init) => {
-                // The first /next means init is done (protocol.md §3.1).
-                let took = init.started.elapsed();
+                init.runtime_ready = true;
                 self.waiting.push_back(reply);
-                match init.job {
-                    Some(job) => self.start_invoke(job, Some(took)),
-                    None => {
-                        self.unreported_init = Some(took);
-                        self.phase = Phase::Ready;
-                    }
-                }
+                self.finish_init_when_ready();
             }
-            Phase::Ready => {
+            Phase::Ready => self.waiting.push_back(reply),
+            Phase::Running(inv) if inv.delivered => {
+                // A second /next before answering gets the same event again (edge-cases A4).
+                let _ = reply.send(Ok(inv.event.clone()));
+            }
+            Phase::Running(_) => {
                 self.waiting.push_back(reply);
-                self.phase = Phase::Ready;
-            }
-            Phase::Running(mut inv) => {
-                if inv.delivered {
-                    // A second /next before answering gets the same event again (edge-cases A4).
-                    let _ = reply.send(Ok(inv.event.clone()));
-                } else {
-                    self.waiting.push_back(reply);
-                    inv.delivered = self.deliver(&inv.event);
+                let Phase::Running(inv) = &self.phase else {
+                    return;
+                };
+                let event = inv.event.clone();
+                let delivered = self.deliver(&event);
+                if let Phase::Running(inv) = &mut self.phase {
+                    inv.delivered = delivered;
                 }
-                self.phase = Phase::Running(inv);
             }
             Phase::PostInvoke(inv) => {
+                inv.runtime_done = true;
                 self.waiting.push_back(reply);
-                self.sample_memory();
-                self.report(&inv, None);
-                self.phase = Phase::Ready;
+                self.finish_invoke_when_ready();
             }
         }
     }
@@ -392,7 +593,7 @@ impl Environment {
         content_type: Option<HeaderValue>,
         error_type: Option<Option<String>>,
     ) -> Result<(), Refusal> {
-        let target = match std::mem::replace(&mut self.phase, Phase::Down) {
+        let mut inv = match std::mem::replace(&mut self.phase, Phase::Down) {
             Phase::Running(inv) if inv.event.request_id == id => inv,
             other => {
                 let refusal = match &other {
@@ -413,7 +614,7 @@ impl Environment {
                 return Err(refusal);
             }
         };
-        let mut inv = target;
+        let is_error = error_type.is_some();
         let (result, refusal) = match (body, error_type) {
             (PostedBody::Complete(body), None) => {
                 (InvokeResult::Success { body, content_type }, None)
@@ -421,8 +622,10 @@ impl Environment {
             (PostedBody::Complete(body), Some(error_type)) => {
                 // §1.4: with no body Lambda builds the error from the header.
                 let body = if body.is_empty() {
-                    let t = error_type.unwrap_or_else(|| "Runtime.Unknown".to_owned());
-                    error_json(&t, String::new())
+                    error_json(
+                        error_type.as_deref().unwrap_or("Runtime.Unknown"),
+                        String::new(),
+                    )
                 } else {
                     body
                 };
@@ -442,15 +645,25 @@ impl Environment {
                     "Runtime.TruncatedResponse",
                     format!("RequestId: {id} Error: the runtime's response body ended early"),
                 ),
-                Some((
+                Some(refuse(
                     StatusCode::BAD_REQUEST,
-                    ApiErrorBody::new(
-                        "TruncatedHTTPRequest",
-                        "The HTTP request body was truncated",
-                    ),
+                    "TruncatedHTTPRequest",
+                    "The HTTP request body was truncated",
                 )),
             ),
         };
+        let status = if is_error || refusal.is_some() {
+            "failure"
+        } else {
+            "success"
+        };
+        let done = InvocationRecord {
+            request_id: id.to_owned(),
+            status: Some(status.into()),
+            metrics: Some(json!({ "durationMs": ms(inv.started.elapsed()) })),
+            ..InvocationRecord::default()
+        };
+        self.publish_platform("platform.runtimeDone", to_json(&done));
         answer(inv.reply.take(), result);
         self.sample_memory();
         self.phase = Phase::PostInvoke(inv);
@@ -463,169 +676,432 @@ impl Environment {
         content_type: Option<HeaderValue>,
         error_type: Option<String>,
     ) -> Result<(), Refusal> {
-        match &mut self.phase {
-            Phase::Init(init) if init.error.is_none() => {
-                let body = match body {
-                    PostedBody::Complete(b) if !b.is_empty() => b,
-                    PostedBody::Complete(_) => error_json(
-                        error_type.as_deref().unwrap_or("Runtime.Unknown"),
-                        String::new(),
-                    ),
-                    PostedBody::TooLarge(_) => {
-                        return Err((StatusCode::PAYLOAD_TOO_LARGE, request_entity_too_large()));
-                    }
-                    PostedBody::Truncated => {
-                        return Err((
-                            StatusCode::BAD_REQUEST,
-                            ApiErrorBody::new(
-                                "TruncatedHTTPRequest",
-                                "The HTTP request body was truncated",
-                            ),
-                        ));
-                    }
-                };
-                init.error = Some((body, content_type));
-                Ok(())
-            }
-            Phase::Init(_) => Err((
+        let Phase::Init(init) = &mut self.phase else {
+            return Err((
                 StatusCode::FORBIDDEN,
-                invalid_state_transition("InitError", "InitError"),
-            )),
-            other => Err((
+                invalid_state_transition(self.phase.state_name(), "InitError"),
+            ));
+        };
+        if init.error.is_some() || init.runtime_ready {
+            let from = if init.runtime_ready {
+                "Ready"
+            } else {
+                "InitError"
+            };
+            return Err((
                 StatusCode::FORBIDDEN,
-                invalid_state_transition(other.state_name(), "InitError"),
-            )),
+                invalid_state_transition(from, "InitError"),
+            ));
         }
+        let body = match body {
+            PostedBody::Complete(b) if !b.is_empty() => b,
+            PostedBody::Complete(_) => error_json(
+                error_type.as_deref().unwrap_or("Runtime.Unknown"),
+                String::new(),
+            ),
+            PostedBody::TooLarge(_) => {
+                return Err((StatusCode::PAYLOAD_TOO_LARGE, request_entity_too_large()));
+            }
+            PostedBody::Truncated => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "TruncatedHTTPRequest",
+                    "The HTTP request body was truncated",
+                ));
+            }
+        };
+        init.error = Some((body, content_type));
+        Ok(())
     }
 
-    fn on_exit(&mut self, status: std::io::Result<ExitStatus>) {
-        self.process = None;
-        self.waiting.clear();
-        let how = match &status {
+    fn on_register(
+        &mut self,
+        name: &str,
+        body: PostedBody,
+        account_id: bool,
+    ) -> Result<Registration, Refusal> {
+        let window = match &self.phase {
+            Phase::Init(init) if !init.runtime_ready => Window::Open,
+            _ => Window::Closed,
+        };
+        let registered = self.extensions.register(name, &body, window)?;
+        let id = registered.id.clone();
+        let mut events = Vec::new();
+        if registered.invoke {
+            events.push("INVOKE".to_owned());
+        }
+        if registered.shutdown {
+            events.push("SHUTDOWN".to_owned());
+        }
+        let record = ExtensionRecord {
+            name: name.to_owned(),
+            state: "Ready".into(),
+            events,
+        };
+        self.publish_platform("platform.extension", to_json(&record));
+        let response = RegisterResponse {
+            function_name: self.config.name.clone(),
+            function_version: "$LATEST".into(),
+            handler: "bootstrap".into(),
+            account_id: account_id.then(|| "000000000000".to_owned()),
+        };
+        self.launch_runtime_when_ready();
+        Ok(Registration {
+            id,
+            body: Bytes::from(serde_json::to_vec(&response).unwrap_or_default()),
+        })
+    }
+
+    fn on_extension_next(&mut self, id: &str, reply: Reply<Bytes>) {
+        match self.extensions.find(id) {
+            Ok(ext) => ext.next(reply),
+            Err(refusal) => {
+                let _ = reply.send(Err(refusal));
+                return;
+            }
+        }
+        self.finish_init_when_ready();
+        self.finish_invoke_when_ready();
+    }
+
+    fn on_extension_error(
+        &mut self,
+        id: &str,
+        phase: ErrorPhase,
+        error_type: String,
+        body: PostedBody,
+    ) -> Result<(), Refusal> {
+        let ext = self.extensions.find(id)?;
+        ext.failed = true;
+        let name = ext.name.clone();
+        let message = match &body {
+            PostedBody::Complete(b) => serde_json::from_slice::<ErrorRequest>(b)
+                .map(|e| e.error_message)
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let which = if phase == ErrorPhase::Init {
+            "init"
+        } else {
+            "exit"
+        };
+        self.logs.line(format!(
+            "ironlambda-emulator: extension {name} reported an {which} error: {error_type}: {message}"
+        ));
+        let message = format!("Extension {name} failed: {message}");
+        match &mut self.phase {
+            Phase::Init(_) => self.init_failed(&error_type, message),
+            Phase::Running(inv) => {
+                let reply = inv.reply.take();
+                let request_id = inv.event.request_id.clone();
+                answer(
+                    reply,
+                    InvokeResult::platform_error(
+                        &error_type,
+                        format!("RequestId: {request_id} Error: {message}"),
+                    ),
+                );
+                self.fail_invoke(&error_type);
+            }
+            Phase::PostInvoke(_) | Phase::Ready => self.fail_invoke(&error_type),
+            Phase::Down | Phase::Shutdown(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_subscribe(
+        &mut self,
+        id: &str,
+        api: SubscriptionApi,
+        body: PostedBody,
+    ) -> Result<(), Refusal> {
+        let prefix = match api {
+            SubscriptionApi::Telemetry => "Telemetry",
+            SubscriptionApi::Logs => "Logs",
+        };
+        let name = self.extensions.find(id)?.name.clone();
+        if !matches!(self.phase, Phase::Init(_)) {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                &format!("{prefix}.SubscriptionClosed"),
+                "Subscriptions are only accepted during init",
+            ));
+        }
+        if self.telemetry.subscribed_api(id).is_some_and(|a| a != api) {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                &format!("{prefix}.SubscriptionConflict"),
+                "An extension may subscribe to the Telemetry API or the Logs API, not both",
+            ));
+        }
+        let validation = if api == SubscriptionApi::Logs {
+            "Logs.ValidationError"
+        } else {
+            "ValidationError"
+        };
+        let PostedBody::Complete(bytes) = body else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                validation,
+                "The subscription body could not be read",
+            ));
+        };
+        let subscription: TelemetrySubscription = serde_json::from_slice(&bytes).map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                validation,
+                format!("Invalid subscription: {e}"),
+            )
+        })?;
+        subscription
+            .validate(api)
+            .map_err(|e| refuse(StatusCode::BAD_REQUEST, validation, e))?;
+        let record = SubscriptionRecord {
+            name,
+            state: "Subscribed".into(),
+            types: subscription.types.clone(),
+        };
+        self.telemetry.subscribe(id, api, subscription);
+        let kind = match api {
+            SubscriptionApi::Telemetry => "platform.telemetrySubscription",
+            SubscriptionApi::Logs => "platform.logsSubscription",
+        };
+        self.publish_platform(kind, to_json(&record));
+        Ok(())
+    }
+
+    // ----- failures ---------------------------------------------------------------------
+
+    fn on_exit(&mut self, exit: Exit) {
+        if exit.generation != self.generation {
+            return;
+        }
+        let how = match &exit.status {
             Ok(s) => describe_exit(s),
             Err(e) => format!("unknown exit ({e})"),
         };
-        let reason = |id: &str| match &status {
-            Ok(s) if s.success() => {
-                format!("RequestId: {id} Error: Runtime exited without providing a reason")
-            }
-            _ => format!("RequestId: {id} Error: Runtime exited with error: {how}"),
-        };
-        match std::mem::replace(&mut self.phase, Phase::Down) {
-            Phase::Down => {}
-            Phase::Init(init) => {
-                let error_type = if init.error.is_some() {
-                    "Runtime.InitError"
+        match exit.who {
+            Who::Runtime => {
+                self.runtime = None;
+                self.waiting.clear();
+                let clean = matches!(&exit.status, Ok(s) if s.success());
+                let reason = if clean {
+                    "Runtime exited without providing a reason".to_owned()
                 } else {
-                    "Runtime.ExitError"
+                    format!("Runtime exited with error: {how}")
                 };
-                self.logs.line(format!(
-                    "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {error_type}",
-                    ms(init.started.elapsed())
-                ));
-                if let Some(job) = init.job {
-                    let result = match init.error {
-                        Some((body, content_type)) => {
-                            InvokeResult::FunctionError { body, content_type }
-                        }
-                        None => {
-                            let message = reason(&job.request_id);
-                            self.logs.line(format!("{message}\nRuntime.ExitError"));
-                            InvokeResult::platform_error("Runtime.ExitError", message)
-                        }
-                    };
-                    answer(job.reply, result);
+                self.on_process_failure("Runtime.ExitError", reason, "the runtime");
+            }
+            Who::Extension(index) => {
+                let Some(ext) = self.extensions.external.get_mut(index) else {
+                    return;
+                };
+                ext.process = None;
+                let name = ext.name.clone();
+                if !matches!(self.phase, Phase::Shutdown(_)) {
+                    self.logs.line(format!(
+                        "ironlambda-emulator: extension {name} exited ({how})"
+                    ));
                 }
-            }
-            Phase::Ready => {
-                self.logs.line(format!(
-                    "ironlambda-emulator: the runtime exited while idle ({how}); the next invoke starts it again"
-                ));
-            }
-            Phase::Running(mut inv) => {
-                let message = reason(&inv.event.request_id);
-                self.logs.line(format!("{message}\nRuntime.ExitError"));
-                answer(
-                    inv.reply.take(),
-                    InvokeResult::platform_error("Runtime.ExitError", message),
+                self.on_process_failure(
+                    "Extension.Crash",
+                    format!("Extension {name} exited: {how}"),
+                    &name,
                 );
-                self.report(&inv, Some("error\tError Type: Runtime.ExitError"));
-            }
-            Phase::PostInvoke(inv) => {
-                self.logs.line(format!(
-                    "{}\nRuntime.ExitError",
-                    reason(&inv.event.request_id)
-                ));
-                self.report(&inv, Some("error\tError Type: Runtime.ExitError"));
             }
         }
     }
 
-    async fn on_deadline(&mut self) {
-        self.sample_memory();
-        self.kill().await;
-        match std::mem::replace(&mut self.phase, Phase::Down) {
-            Phase::Init(init) => {
+    /// A process of the environment ended outside a shutdown: the environment resets.
+    fn on_process_failure(&mut self, error_type: &str, reason: String, who: &str) {
+        match &mut self.phase {
+            Phase::Shutdown(_) => self.advance_shutdown(),
+            Phase::Down => {}
+            Phase::Init(_) => self.init_failed(error_type, reason),
+            Phase::Ready => {
                 self.logs.line(format!(
-                    "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: timeout",
-                    ms(init.started.elapsed())
+                    "ironlambda-emulator: {who} ended while idle ({reason}); the next invoke starts the environment again"
                 ));
-                if let Some(job) = init.job {
-                    let message = format!(
-                        "RequestId: {} Error: Init phase timed out after {:.2} seconds",
-                        job.request_id,
-                        self.config.init_timeout.as_secs_f64()
-                    );
-                    answer(
-                        job.reply,
-                        InvokeResult::platform_error("Sandbox.Timedout", message),
-                    );
-                }
+                self.begin_shutdown(ShutdownReason::Failure);
             }
-            Phase::Running(mut inv) | Phase::PostInvoke(mut inv) => {
-                let secs = self.config.timeout.as_secs_f64();
+            Phase::Running(inv) => {
+                let message = format!("RequestId: {} Error: {reason}", inv.event.request_id);
+                let reply = inv.reply.take();
+                self.logs.line(format!("{message}\n{error_type}"));
+                answer(reply, InvokeResult::platform_error(error_type, message));
+                self.fail_invoke(error_type);
+            }
+            Phase::PostInvoke(inv) => {
                 self.logs.line(format!(
-                    "{} {} Task timed out after {secs:.2} seconds",
-                    ironlambda_api_client::time::rfc3339_now(),
+                    "RequestId: {} Error: {reason}\n{error_type}",
                     inv.event.request_id
                 ));
+                self.fail_invoke(error_type);
+            }
+        }
+    }
+
+    /// Ends the current invoke with an error report and resets the environment.
+    fn fail_invoke(&mut self, error_type: &str) {
+        if let Phase::Running(inv) | Phase::PostInvoke(inv) =
+            std::mem::replace(&mut self.phase, Phase::Down)
+        {
+            self.report(&inv, "error", Some(error_type));
+        }
+        self.begin_shutdown(ShutdownReason::Failure);
+    }
+
+    fn on_deadline(&mut self) {
+        match &mut self.phase {
+            Phase::Init(_) => {
                 let message = format!(
-                    "RequestId: {} Error: Task timed out after {secs:.2} seconds",
-                    inv.event.request_id
+                    "Init phase timed out after {:.2} seconds",
+                    self.config.init_timeout.as_secs_f64()
                 );
+                self.init_failed("Sandbox.Timedout", message);
+            }
+            Phase::Running(_) | Phase::PostInvoke(_) => {
+                self.sample_memory();
+                let (Phase::Running(mut inv) | Phase::PostInvoke(mut inv)) =
+                    std::mem::replace(&mut self.phase, Phase::Down)
+                else {
+                    return;
+                };
+                let secs = self.config.timeout.as_secs_f64();
+                let id = inv.event.request_id.clone();
+                let now = ironlambda_api_client::time::rfc3339_now();
+                self.logs
+                    .line(format!("{now} {id} Task timed out after {secs:.2} seconds"));
+                let message =
+                    format!("RequestId: {id} Error: Task timed out after {secs:.2} seconds");
                 answer(
                     inv.reply.take(),
                     InvokeResult::platform_error("Sandbox.Timedout", message),
                 );
-                self.report(&inv, Some("timeout"));
+                self.report(&inv, "timeout", None);
+                self.begin_shutdown(ShutdownReason::Timeout);
             }
+            Phase::Shutdown(_) => self.shutdown_tick(),
             Phase::Down | Phase::Ready => {}
         }
     }
 
-    async fn kill(&mut self) {
-        if let Some(mut p) = self.process.take() {
-            p.kill().await;
-        }
+    // ----- shutdown ---------------------------------------------------------------------
+
+    /// Starts the shutdown sequence (protocol.md §3.4): budget 0 ms with no extensions,
+    /// 500 ms with only internal ones, 2,000 ms with external ones. The runtime gets SIGTERM
+    /// (only when extensions are registered) and 300 ms, or 500 ms with an internal
+    /// extension, before SIGKILL.
+    fn begin_shutdown(&mut self, reason: ShutdownReason) {
+        let now = Instant::now();
+        self.telemetry.close();
         self.waiting.clear();
+        let budget = if self.extensions.has_external() {
+            Duration::from_millis(2000)
+        } else if self.extensions.has_internal() {
+            Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
+        let runtime_share = if self.extensions.has_internal() {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_millis(300)
+        };
+        let graceful = !self.extensions.registered.is_empty();
+        let mut next_tick = now + REAP_LIMIT;
+        let mut runtime_killed = true;
+        if let Some(runtime) = &self.runtime {
+            if graceful {
+                runtime.terminate();
+                runtime_killed = false;
+                next_tick = now + runtime_share.min(budget);
+            } else {
+                runtime.kill();
+            }
+        }
+        self.phase = Phase::Shutdown(Shutdown {
+            reason,
+            deadline: now + budget,
+            deadline_ms: epoch_ms_after(budget),
+            stage: Stage::Runtime,
+            next_tick,
+            runtime_killed,
+        });
+        self.advance_shutdown();
     }
 
+    /// Moves the shutdown on as processes exit.
+    fn advance_shutdown(&mut self) {
+        let Phase::Shutdown(s) = &mut self.phase else {
+            return;
+        };
+        if s.stage == Stage::Runtime && self.runtime.is_none() {
+            // The runtime is gone: SHUTDOWN to the subscribers, SIGKILL to the others.
+            s.stage = Stage::Extensions;
+            s.next_tick = s.deadline;
+            let event = ExtensionEvent::Shutdown(ShutdownEvent {
+                shutdown_reason: s.reason.clone(),
+                deadline_ms: s.deadline_ms,
+            });
+            let event = Bytes::from(serde_json::to_vec(&event).unwrap_or_default());
+            self.extensions
+                .broadcast(&event, |r| r.shutdown && !r.internal);
+            self.extensions.kill_externals_without_shutdown();
+        }
+        if self.runtime.is_none() && self.extensions.externals_exited() {
+            self.phase = Phase::Down;
+            self.extensions = Extensions::default();
+        }
+    }
+
+    fn shutdown_tick(&mut self) {
+        let Phase::Shutdown(s) = &mut self.phase else {
+            return;
+        };
+        let now = Instant::now();
+        match s.stage {
+            Stage::Runtime if !s.runtime_killed => {
+                if let Some(runtime) = &self.runtime {
+                    runtime.kill();
+                }
+                s.runtime_killed = true;
+                s.next_tick = now + REAP_LIMIT;
+            }
+            Stage::Extensions => {
+                self.extensions.kill_externals();
+                s.stage = Stage::Reaping;
+                s.next_tick = now + REAP_LIMIT;
+            }
+            Stage::Runtime | Stage::Reaping => {
+                // A process did not go away even after SIGKILL; dropping its handle tells
+                // its supervisor to keep trying while the environment moves on.
+                self.logs.line(
+                    "ironlambda-emulator: a process did not exit after SIGKILL; giving up on it",
+                );
+                self.runtime = None;
+                for e in &mut self.extensions.external {
+                    e.process = None;
+                }
+            }
+        }
+        self.advance_shutdown();
+    }
+
+    // ----- reporting --------------------------------------------------------------------
+
     fn sample_memory(&mut self) {
-        if let Some(mb) = self
-            .process
-            .as_ref()
-            .and_then(RuntimeProcess::max_memory_mb)
-        {
+        if let Some(mb) = self.runtime.as_ref().and_then(Process::max_memory_mb) {
             self.peak_mb = self.peak_mb.max(mb);
         }
     }
 
-    /// END and REPORT lines, as Lambda writes them.
-    fn report(&self, inv: &Invoke, status: Option<&str>) {
+    /// END and REPORT lines, as Lambda writes them, and the `platform.report` record.
+    fn report(&self, inv: &Invoke, status: &str, error_type: Option<&str>) {
         let id = &inv.event.request_id;
         let duration = ms(inv.started.elapsed());
         let init = inv.init_duration.map(ms);
-        // provided.* runtimes are billed for init as well (protocol.md; billed per 1 ms).
+        // provided.* runtimes are billed for init as well, per 1 ms.
         let billed = (duration + init.unwrap_or(0.0)).ceil().max(1.0) as u64;
         let mut line = format!(
             "REPORT RequestId: {id}\tDuration: {duration:.2} ms\tBilled Duration: {billed} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
@@ -634,29 +1110,36 @@ impl Environment {
         if let Some(init) = init {
             line.push_str(&format!("\tInit Duration: {init:.2} ms"));
         }
-        if let Some(status) = status {
+        if status != "success" {
             line.push_str(&format!("\tStatus: {status}"));
+        }
+        if let Some(t) = error_type {
+            line.push_str(&format!("\tError Type: {t}"));
         }
         self.logs.line(format!("END RequestId: {id}"));
         self.logs.line(line);
+        let mut metrics = json!({
+            "durationMs": duration,
+            "billedDurationMs": billed,
+            "memorySizeMB": self.config.memory_mb,
+            "maxMemoryUsedMB": self.peak_mb,
+        });
+        if let Some(init) = init {
+            metrics["initDurationMs"] = json!(init);
+        }
+        let record = InvocationRecord {
+            request_id: id.clone(),
+            status: Some(status.to_owned()),
+            error_type: error_type.map(str::to_owned),
+            metrics: Some(metrics),
+            ..InvocationRecord::default()
+        };
+        self.publish_platform("platform.report", to_json(&record));
     }
-}
 
-fn answer(reply: Option<oneshot::Sender<InvokeResult>>, result: InvokeResult) {
-    if let Some(reply) = reply {
-        // The caller may have gone away; the invocation still ran (edge-cases A28).
-        let _ = reply.send(result);
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn wait_exit(process: &mut Option<RuntimeProcess>) -> std::io::Result<ExitStatus> {
-    match process {
-        Some(p) => p.wait().await,
-        None => pending().await,
+    fn publish_platform(&self, kind: &str, record: serde_json::Value) {
+        self.telemetry
+            .publish(TelemetryType::Platform, TelemetryEvent::now(kind, record));
     }
 }
 

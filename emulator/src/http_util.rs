@@ -5,7 +5,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use crate::environment::PostedBody;
+use crate::calls::PostedBody;
 
 /// The emulator's reply type.
 pub(crate) type Reply = Response<Full<Bytes>>;

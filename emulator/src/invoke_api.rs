@@ -13,7 +13,7 @@ use ironlambda_api_client::wire::{MAX_ASYNC_INVOKE_PAYLOAD, MAX_INVOKE_PAYLOAD};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::environment::{Invocation, InvokeResult, PostedBody};
+use crate::calls::{Invocation, InvokeResult, PostedBody};
 use crate::http_util::{Reply, json as json_reply, read_limited};
 
 /// Path prefix of the Invoke API.

@@ -19,15 +19,19 @@
 //! # Ok(()) }
 //! ```
 
+mod calls;
 mod client;
 mod config;
 mod environment;
+mod extensions;
+mod extensions_api;
 mod http_util;
 mod invoke_api;
 mod logs;
 mod process;
 mod runtime_api;
 mod server;
+mod telemetry;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -85,6 +89,13 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Launches every file of `dir` as an external extension, as Lambda does with
+    /// `/opt/extensions`.
+    pub fn extensions_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.function.extensions_dir = Some(dir.into());
+        self
+    }
+
     /// Starts the runtime at once instead of on the first invoke.
     pub fn eager_init(mut self, eager: bool) -> Self {
         self.function.eager_init = eager;
@@ -117,13 +128,28 @@ impl EmulatorBuilder {
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
         let config = Arc::new(self.function);
-        let logs = Logs::new(self.echo);
+        if let Some(dir) = &config.extensions_dir {
+            if !dir.is_dir() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("extensions directory {} does not exist", dir.display()),
+                ));
+            }
+        }
+        let hub = Arc::new(telemetry::TelemetryHub::default());
+        let logs = Logs::new(self.echo, hub.clone());
         let (calls_tx, calls_rx) = mpsc::channel(64);
         let (invokes_tx, invokes_rx) = mpsc::channel(QUEUE_LIMIT);
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel();
-        let environment =
-            environment::Environment::new(config.clone(), addr.to_string(), logs.clone());
-        let environment = tokio::spawn(environment.run(calls_rx, invokes_rx, stop_rx));
+        let environment = environment::Environment::new(
+            config.clone(),
+            addr.to_string(),
+            logs.clone(),
+            hub,
+            exits_tx,
+        );
+        let environment = tokio::spawn(environment.run(calls_rx, invokes_rx, exits_rx, stop_rx));
         let shared = Arc::new(server::Shared {
             config: config.clone(),
             calls: calls_tx,
@@ -194,8 +220,9 @@ impl Emulator {
         .await
     }
 
-    /// Stops the environment (the runtime is killed, as Lambda does with no extensions)
-    /// and the server, and waits for both.
+    /// Shuts the environment down as Lambda spins one down (SHUTDOWN to extensions, SIGTERM
+    /// to the runtime when extensions are registered, SIGKILL at the end of the budget),
+    /// stops the server, and waits for both.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -4,7 +4,20 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ironlambda_api_client::telemetry::{TelemetryEvent, TelemetryType};
+use serde_json::Value;
 use tokio::sync::Notify;
+
+use crate::telemetry::TelemetryHub;
+
+/// Who printed a line.
+#[derive(Clone, Debug)]
+pub(crate) enum Source {
+    /// The runtime process.
+    Function,
+    /// An external extension, by name.
+    Extension(Arc<str>),
+}
 
 /// The emulator's log: every line the function printed plus the platform's lines.
 #[derive(Clone, Debug)]
@@ -15,6 +28,7 @@ pub struct Logs {
 #[derive(Debug)]
 struct Inner {
     echo: bool,
+    telemetry: Arc<TelemetryHub>,
     captured: Mutex<Vec<String>>,
     added: Notify,
 }
@@ -23,10 +37,11 @@ struct Inner {
 const MAX_KEPT: usize = 10_000;
 
 impl Logs {
-    pub(crate) fn new(echo: bool) -> Self {
+    pub(crate) fn new(echo: bool, telemetry: Arc<TelemetryHub>) -> Self {
         Logs {
             inner: Arc::new(Inner {
                 echo,
+                telemetry,
                 captured: Mutex::new(Vec::new()),
                 added: Notify::new(),
             }),
@@ -50,6 +65,29 @@ impl Logs {
         kept.push(line);
         drop(kept);
         self.inner.added.notify_waiters();
+    }
+
+    /// A line a process printed: kept (extension lines labelled `[name]`) and published to
+    /// telemetry subscribers as a `function` or `extension` record.
+    pub(crate) fn output(&self, source: &Source, line: &str) {
+        // A line in Lambda's JSON log format is delivered as an object, other lines as text.
+        let record = match line.starts_with('{') {
+            true => serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_owned())),
+            false => Value::String(line.to_owned()),
+        };
+        let (kind, category) = match source {
+            Source::Function => {
+                self.line(line);
+                ("function", TelemetryType::Function)
+            }
+            Source::Extension(name) => {
+                self.line(format!("[{name}] {line}"));
+                ("extension", TelemetryType::Extension)
+            }
+        };
+        self.inner
+            .telemetry
+            .publish(category, TelemetryEvent::now(kind, record));
     }
 
     /// A copy of the lines kept so far.

@@ -37,6 +37,9 @@ struct Args {
     /// Environment variable for the function, as KEY=VALUE (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
+    /// Directory of external extensions to launch, like /opt/extensions.
+    #[arg(long, value_name = "DIR")]
+    extensions_dir: Option<PathBuf>,
     /// Start the function now instead of on the first invoke.
     #[arg(long)]
     eager: bool,
@@ -82,6 +85,9 @@ async fn serve(args: Args) -> ExitCode {
         .memory_mb(args.memory)
         .eager_init(args.eager)
         .echo_logs(true);
+    if let Some(dir) = &args.extensions_dir {
+        builder = builder.extensions_dir(dir);
+    }
     if let Some(name) = &args.name {
         builder = builder.name(name);
     }

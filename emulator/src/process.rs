@@ -1,14 +1,20 @@
-//! Launching the runtime process with Lambda's environment, forwarding its output, and
-//! ending it.
+//! Launching the runtime and extension processes with Lambda's environment, forwarding their
+//! output, signalling them, and reporting their exits.
+//!
+//! Each process is owned by a supervisor task. The environment sends it signals through a
+//! channel and learns of the exit through another, so a signal can never reach a pid that
+//! has already been reaped (and perhaps reused): only the task holding the `Child` signals
+//! it, and only while `Child::id()` says it has not been waited for.
 
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+use tokio::sync::mpsc;
 
 use crate::config::FunctionConfig;
-use crate::logs::Logs;
+use crate::logs::{Logs, Source};
 
 /// Host variables passed through to the function when set, so SDK calls work locally.
 const PASSED_THROUGH: &[&str] = &[
@@ -17,10 +23,39 @@ const PASSED_THROUGH: &[&str] = &[
     "AWS_SESSION_TOKEN",
 ];
 
-/// A running runtime process.
-pub(crate) struct RuntimeProcess {
-    child: Child,
+/// Runtime-only variables that extensions do not inherit (protocol.md §2.4).
+const RUNTIME_ONLY: &[&str] = &[
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_XRAY_CONTEXT_MISSING",
+    "AWS_XRAY_DAEMON_ADDRESS",
+    "LAMBDA_RUNTIME_DIR",
+    "LAMBDA_TASK_ROOT",
+];
+
+/// Which process of the environment an exit belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// The runtime (`bootstrap`).
+    Runtime,
+    /// The external extension at this index of the launch order.
+    Extension(usize),
+}
+
+/// A process exit, tagged with the init generation it belongs to.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    pub(crate) generation: u64,
+    pub(crate) who: Who,
+    pub(crate) status: std::io::Result<ExitStatus>,
+}
+
+/// A handle on a supervised process. Dropping it kills the process.
+#[derive(Debug)]
+pub(crate) struct Process {
     pid: Option<u32>,
+    signals: mpsc::UnboundedSender<i32>,
 }
 
 /// The environment Lambda gives a `provided.*` runtime (protocol.md §7).
@@ -71,6 +106,18 @@ pub(crate) fn lambda_environment(
     env
 }
 
+/// What an external extension inherits: the function's environment less the runtime-only
+/// variables and every `_`-prefixed one (protocol.md §2.4).
+pub(crate) fn extension_environment(
+    config: &FunctionConfig,
+    runtime_api: &str,
+) -> Vec<(String, String)> {
+    lambda_environment(config, runtime_api)
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with('_') && !RUNTIME_ONLY.contains(&k.as_str()))
+        .collect()
+}
+
 /// `YYYY/MM/DD/[$LATEST]<32 hex>`, like Lambda's log stream names.
 fn log_stream_name() -> String {
     let (y, m, d) = ironlambda_api_client::time::today();
@@ -80,22 +127,31 @@ fn log_stream_name() -> String {
     )
 }
 
-impl RuntimeProcess {
-    /// Starts the function's executable with a clean Lambda environment; its stdout and
-    /// stderr lines go to `logs`.
-    pub(crate) fn launch(
-        config: &FunctionConfig,
-        runtime_api: &str,
+/// What to start and how to label its output.
+pub(crate) struct Launch<'a> {
+    pub(crate) executable: &'a Path,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) source: Source,
+    pub(crate) who: Who,
+    pub(crate) generation: u64,
+}
+
+impl Process {
+    /// Starts a process with exactly `launch.env`, its output going to `logs`, and reports
+    /// its exit on `exits`.
+    pub(crate) fn spawn(
+        launch: Launch<'_>,
         logs: &Logs,
+        exits: &mpsc::UnboundedSender<Exit>,
     ) -> std::io::Result<Self> {
-        let mut cmd = Command::new(&config.executable);
+        let mut cmd = Command::new(launch.executable);
         cmd.env_clear()
-            .envs(lambda_environment(config, runtime_api))
+            .envs(launch.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(dir) = config
+        if let Some(dir) = launch
             .executable
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -104,23 +160,53 @@ impl RuntimeProcess {
         }
         let mut child = cmd.spawn()?;
         if let Some(out) = child.stdout.take() {
-            forward(out, logs.clone());
+            forward(out, logs.clone(), launch.source.clone());
         }
         if let Some(err) = child.stderr.take() {
-            forward(err, logs.clone());
+            forward(err, logs.clone(), launch.source);
         }
         let pid = child.id();
-        Ok(RuntimeProcess { child, pid })
+        let (signals, mut signal_rx) = mpsc::unbounded_channel::<i32>();
+        let exits = exits.clone();
+        let (who, generation) = (launch.who, launch.generation);
+        tokio::spawn(async move {
+            let mut handle_open = true;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    sig = signal_rx.recv(), if handle_open => match (sig, child.id()) {
+                        (Some(sig), Some(pid)) => {
+                            // SAFETY: plain FFI call; `pid` is our child and `id()` returned
+                            // it, so it has not been reaped and cannot have been reused.
+                            unsafe { libc::kill(pid as libc::pid_t, sig) };
+                        }
+                        (Some(_), None) => {}
+                        (None, _) => {
+                            // The environment dropped its handle: nobody will manage this
+                            // process any more, so it must not outlive the emulator.
+                            handle_open = false;
+                            let _ = child.start_kill();
+                        }
+                    },
+                }
+            };
+            let _ = exits.send(Exit {
+                generation,
+                who,
+                status,
+            });
+        });
+        Ok(Process { pid, signals })
     }
 
-    /// Waits for the process to exit.
-    pub(crate) async fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        self.child.wait().await
+    /// Sends SIGTERM.
+    pub(crate) fn terminate(&self) {
+        let _ = self.signals.send(libc::SIGTERM);
     }
 
-    /// SIGKILLs the process and reaps it.
-    pub(crate) async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+    /// Sends SIGKILL.
+    pub(crate) fn kill(&self) {
+        let _ = self.signals.send(libc::SIGKILL);
     }
 
     /// Peak resident memory so far (`VmHWM`), in MB rounded up.
@@ -138,7 +224,7 @@ impl RuntimeProcess {
     }
 }
 
-fn forward(stream: impl AsyncRead + Unpin + Send + 'static, logs: Logs) {
+fn forward(stream: impl AsyncRead + Unpin + Send + 'static, logs: Logs, source: Source) {
     tokio::spawn(async move {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
@@ -148,14 +234,14 @@ fn forward(stream: impl AsyncRead + Unpin + Send + 'static, logs: Logs) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let line = String::from_utf8_lossy(&buf);
-                    logs.line(line.trim_end_matches(['\n', '\r']));
+                    logs.output(&source, line.trim_end_matches(['\n', '\r']));
                 }
             }
         }
     });
 }
 
-/// How Lambda words a runtime exit: `exit status 1`, `signal: killed`.
+/// How Lambda words a process exit: `exit status 1`, `signal: killed`.
 pub(crate) fn describe_exit(status: &ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     if let Some(code) = status.code() {
@@ -200,5 +286,31 @@ mod tests {
                 .unwrap()
                 .contains("/[$LATEST]")
         );
+    }
+
+    #[test]
+    fn extensions_do_not_inherit_runtime_only_variables() {
+        let mut c = FunctionConfig::new("/tmp/fns/hello");
+        c.env.push(("_SECRET".into(), "x".into()));
+        c.env.push(("TABLE".into(), "t".into()));
+        let env = extension_environment(&c, "127.0.0.1:9001");
+        let names: Vec<_> = env.iter().map(|(k, _)| k.as_str()).collect();
+        for gone in [
+            "_HANDLER",
+            "_SECRET",
+            "LAMBDA_TASK_ROOT",
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+        ] {
+            assert!(!names.contains(&gone), "{gone}");
+        }
+        for kept in [
+            "AWS_LAMBDA_RUNTIME_API",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "TABLE",
+            "AWS_REGION",
+        ] {
+            assert!(names.contains(&kept), "{kept}");
+        }
     }
 }

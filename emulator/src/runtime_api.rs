@@ -10,7 +10,7 @@ use ironlambda_api_client::headers;
 use ironlambda_api_client::wire::{ApiErrorBody, MAX_RESPONSE_PAYLOAD, STATUS_OK_BODY};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::environment::{Event, Refusal, RuntimeCall};
+use crate::calls::{Call, Event, Refusal, RuntimeCall};
 use crate::http_util::{Reply, json, read_limited};
 
 /// The only accepted value of `Lambda-Runtime-Function-Response-Mode` (edge-cases A15).
@@ -19,7 +19,7 @@ const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
 pub(crate) async fn handle(
     route: RuntimeRoute<'_>,
     req: Request<Incoming>,
-    calls: &mpsc::Sender<RuntimeCall>,
+    calls: &mpsc::Sender<Call>,
 ) -> Reply {
     if req.method() != route.method() {
         return refusal((
@@ -34,7 +34,11 @@ pub(crate) async fn handle(
     let error_type = text(req.headers(), headers::FUNCTION_ERROR_TYPE);
     if route == RuntimeRoute::Next {
         let (tx, rx) = oneshot::channel();
-        if calls.send(RuntimeCall::Next(tx)).await.is_err() {
+        if calls
+            .send(Call::Runtime(RuntimeCall::Next(tx)))
+            .await
+            .is_err()
+        {
             return stopped();
         }
         return match rx.await {
@@ -80,7 +84,7 @@ pub(crate) async fn handle(
         },
         RuntimeRoute::Next => unreachable!("handled above"),
     };
-    if calls.send(call).await.is_err() {
+    if calls.send(Call::Runtime(call)).await.is_err() {
         return stopped();
     }
     match rx.await {

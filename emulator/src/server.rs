@@ -7,21 +7,21 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use ironlambda_api_client::RuntimeRoute;
 use ironlambda_api_client::wire::ApiErrorBody;
+use ironlambda_api_client::{ExtensionRoute, RuntimeRoute};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::calls::{Call, Invocation};
 use crate::config::FunctionConfig;
-use crate::environment::{Invocation, RuntimeCall};
 use crate::http_util::{Reply, json};
-use crate::{invoke_api, runtime_api};
+use crate::{extensions_api, invoke_api, runtime_api};
 
 /// What every connection's handlers share.
 pub(crate) struct Shared {
     pub(crate) config: Arc<FunctionConfig>,
-    pub(crate) calls: mpsc::Sender<RuntimeCall>,
+    pub(crate) calls: mpsc::Sender<Call>,
     pub(crate) invokes: mpsc::Sender<Invocation>,
 }
 
@@ -61,6 +61,9 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
     }
     if let Some(route) = RuntimeRoute::parse(&path) {
         return runtime_api::handle(route, req, &shared.calls).await;
+    }
+    if let Some(route) = ExtensionRoute::parse(&path) {
+        return extensions_api::handle(route, req, &shared.calls).await;
     }
     if path == "/2018-06-01/ping" {
         return json(StatusCode::OK, "pong");

@@ -1,0 +1,155 @@
+//! Messages between the HTTP handlers and the environment task.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use ironlambda_api_client::telemetry::SubscriptionApi;
+use ironlambda_api_client::wire::{ApiErrorBody, ErrorRequest};
+use tokio::sync::oneshot;
+
+/// An API refusal: status and `{"errorType","errorMessage"}`.
+pub(crate) type Refusal = (StatusCode, ApiErrorBody);
+
+/// Where an API call's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, Refusal>>;
+
+/// A refusal with a status, type and message.
+pub(crate) fn refuse(status: StatusCode, error_type: &str, message: impl Into<String>) -> Refusal {
+    (status, ApiErrorBody::new(error_type, message))
+}
+
+/// An invocation waiting for, or being run by, the environment.
+pub(crate) struct Invocation {
+    pub(crate) request_id: String,
+    pub(crate) body: Bytes,
+    pub(crate) client_context: Option<String>,
+    pub(crate) trace_id: Option<String>,
+    /// `None` for asynchronous (`Event`) invocations: nobody waits for the result.
+    pub(crate) reply: Option<oneshot::Sender<InvokeResult>>,
+}
+
+/// What the caller of an invocation gets.
+#[derive(Debug)]
+pub(crate) enum InvokeResult {
+    /// The runtime posted `/response`.
+    Success {
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    },
+    /// The runtime posted `/error`, or something failed: a crash, a timeout, init.
+    FunctionError {
+        body: Bytes,
+        content_type: Option<HeaderValue>,
+    },
+}
+
+impl InvokeResult {
+    /// A function error made by the platform (`Runtime.ExitError`, `Sandbox.Timedout`, …).
+    pub(crate) fn platform_error(error_type: &str, message: String) -> Self {
+        InvokeResult::FunctionError {
+            body: error_json(error_type, message),
+            content_type: Some(HeaderValue::from_static("application/json")),
+        }
+    }
+}
+
+/// `{"errorMessage","errorType","stackTrace":[]}` as bytes.
+pub(crate) fn error_json(error_type: &str, message: String) -> Bytes {
+    let e = ErrorRequest {
+        error_message: message,
+        error_type: error_type.to_owned(),
+        stack_trace: Vec::new(),
+    };
+    Bytes::from(serde_json::to_vec(&e).unwrap_or_default())
+}
+
+/// The event a runtime `/next` call receives.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) request_id: String,
+    pub(crate) deadline_ms: u64,
+    pub(crate) invoked_function_arn: String,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) client_context: Option<String>,
+    pub(crate) body: Bytes,
+}
+
+/// A body posted to an API, read with a size limit.
+pub(crate) enum PostedBody {
+    Complete(Bytes),
+    TooLarge(usize),
+    /// The connection ended before the body did (edge-cases A16).
+    Truncated,
+}
+
+/// A Runtime API call.
+pub(crate) enum RuntimeCall {
+    Next(Reply<std::sync::Arc<Event>>),
+    Response {
+        id: String,
+        body: PostedBody,
+        content_type: Option<HeaderValue>,
+        reply: Reply<()>,
+    },
+    Error {
+        id: String,
+        body: PostedBody,
+        content_type: Option<HeaderValue>,
+        error_type: Option<String>,
+        reply: Reply<()>,
+    },
+    InitError {
+        body: PostedBody,
+        content_type: Option<HeaderValue>,
+        error_type: Option<String>,
+        reply: Reply<()>,
+    },
+}
+
+/// When an extension reported a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorPhase {
+    /// `/extension/init/error`.
+    Init,
+    /// `/extension/exit/error`.
+    Exit,
+}
+
+/// A successful registration: the new id and the reply body.
+pub(crate) struct Registration {
+    pub(crate) id: String,
+    pub(crate) body: Bytes,
+}
+
+/// An Extensions, Telemetry or Logs API call. Identifiers are checked for presence and
+/// shape by the HTTP handler; the environment decides whether they are known.
+pub(crate) enum ExtensionCall {
+    Register {
+        name: String,
+        body: PostedBody,
+        account_id: bool,
+        reply: Reply<Registration>,
+    },
+    Next {
+        id: String,
+        reply: Reply<Bytes>,
+    },
+    Error {
+        id: String,
+        phase: ErrorPhase,
+        error_type: String,
+        body: PostedBody,
+        reply: Reply<()>,
+    },
+    Subscribe {
+        id: String,
+        api: SubscriptionApi,
+        body: PostedBody,
+        reply: Reply<()>,
+    },
+}
+
+/// Any call to the environment.
+pub(crate) enum Call {
+    Runtime(RuntimeCall),
+    Extension(ExtensionCall),
+}

@@ -1,0 +1,382 @@
+//! The extensions of one environment: the external ones launched from the extensions
+//! directory, and every registration (external or internal) with its event queue
+//! (protocol.md §2, §4).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use ironlambda_api_client::EventType;
+
+use crate::calls::{PostedBody, Refusal, Reply, refuse};
+
+/// At most this many extensions may register (protocol.md §2.1).
+pub(crate) const MAX_EXTENSIONS: usize = 10;
+
+/// A registered extension.
+pub(crate) struct Registered {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) internal: bool,
+    pub(crate) invoke: bool,
+    pub(crate) shutdown: bool,
+    /// Its pending `/event/next`, if it is waiting.
+    waiting: Option<Reply<Bytes>>,
+    queued: VecDeque<Bytes>,
+    /// It called `/event/next` with nothing left to deliver: done with the current phase.
+    pub(crate) done: bool,
+    /// It reported `init/error` or `exit/error`; later calls are refused.
+    pub(crate) failed: bool,
+}
+
+/// A launched external extension process.
+pub(crate) struct External {
+    pub(crate) name: Arc<str>,
+    pub(crate) process: Option<crate::process::Process>,
+    pub(crate) registered: bool,
+}
+
+/// Where registration stands in the init phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Window {
+    /// Init is running and the runtime has not called `/next` yet.
+    Open,
+    /// Init is over (or never started).
+    Closed,
+}
+
+/// The extensions of the current environment.
+#[derive(Default)]
+pub(crate) struct Extensions {
+    pub(crate) registered: Vec<Registered>,
+    pub(crate) external: Vec<External>,
+}
+
+/// The files Lambda would launch from `dir`: every entry that is not a directory, in
+/// lexical order (a symlink to a directory is not skipped, as in Lambda; edge-cases B16).
+pub(crate) fn discover(dir: &Path) -> std::io::Result<Vec<(Arc<str>, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            continue;
+        }
+        let name: Arc<str> = entry.file_name().to_string_lossy().into();
+        found.push((name, entry.path()));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+impl Extensions {
+    /// True when every launched external extension has registered.
+    pub(crate) fn externals_registered(&self) -> bool {
+        self.external.iter().all(|e| e.registered)
+    }
+
+    /// True when any external extension is registered or still running.
+    pub(crate) fn has_external(&self) -> bool {
+        self.registered.iter().any(|r| !r.internal)
+            || self.external.iter().any(|e| e.process.is_some())
+    }
+
+    /// True when an internal extension is registered.
+    pub(crate) fn has_internal(&self) -> bool {
+        self.registered.iter().any(|r| r.internal)
+    }
+
+    /// True when no external extension process is left.
+    pub(crate) fn externals_exited(&self) -> bool {
+        self.external.iter().all(|e| e.process.is_none())
+    }
+
+    /// True when every registered extension has called `/event/next` and waits.
+    pub(crate) fn all_done(&self) -> bool {
+        self.registered.iter().all(|r| r.done)
+    }
+
+    /// True when every INVOKE subscriber is done with the current invocation (the barrier).
+    pub(crate) fn invoke_subscribers_done(&self) -> bool {
+        self.registered.iter().filter(|r| r.invoke).all(|r| r.done)
+    }
+
+    /// Registers `name` with the events in `body` (edge-cases B1–B6).
+    pub(crate) fn register(
+        &mut self,
+        name: &str,
+        body: &PostedBody,
+        window: Window,
+    ) -> Result<&Registered, Refusal> {
+        let forbidden = |t: &str, m: &str| refuse(StatusCode::FORBIDDEN, t, m);
+        if name.is_empty() {
+            return Err(forbidden(
+                "Extension.InvalidExtensionName",
+                "Empty extension name",
+            ));
+        }
+        let external = self.external.iter().position(|e| &*e.name == name);
+        let internal = external.is_none();
+        if window == Window::Closed {
+            return Err(if internal {
+                forbidden(
+                    "Extension.RegistrationClosed",
+                    "Extension registration is closed: init has finished",
+                )
+            } else {
+                forbidden(
+                    "Extension.InvalidExtensionState",
+                    "Extension registration is closed: init has finished",
+                )
+            });
+        }
+        let events = parse_events(body)?;
+        if internal && events.contains(&EventType::Shutdown) {
+            return Err(forbidden(
+                "Extension.InvalidEventType",
+                "ShutdownEventNotSupportedForInternalExtension: internal extensions cannot receive SHUTDOWN",
+            ));
+        }
+        if self.registered.iter().any(|r| r.name == name) {
+            return Err(forbidden(
+                "Extension.InvalidExtensionState",
+                "An extension with this name is already registered",
+            ));
+        }
+        if self.registered.len() >= MAX_EXTENSIONS {
+            return Err(forbidden(
+                "Extension.TooManyExtensions",
+                "Extension limit (10) reached",
+            ));
+        }
+        if let Some(i) = external {
+            self.external[i].registered = true;
+        }
+        self.registered.push(Registered {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            internal,
+            invoke: events.contains(&EventType::Invoke),
+            shutdown: events.contains(&EventType::Shutdown),
+            waiting: None,
+            queued: VecDeque::new(),
+            done: false,
+            failed: false,
+        });
+        Ok(self.registered.last().expect("just pushed"))
+    }
+
+    /// The registration with `id`, if it may still call the API.
+    pub(crate) fn find(&mut self, id: &str) -> Result<&mut Registered, Refusal> {
+        let r = self
+            .registered
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or_else(|| {
+                refuse(
+                    StatusCode::FORBIDDEN,
+                    "Extension.UnknownExtensionIdentifier",
+                    "Unknown extension identifier",
+                )
+            })?;
+        if r.failed {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "Extension.InvalidExtensionState",
+                "The extension reported an error and must exit",
+            ));
+        }
+        Ok(r)
+    }
+
+    /// Queues `event` for every registration that `wants` it, delivering at once to those
+    /// waiting.
+    pub(crate) fn broadcast(&mut self, event: &Bytes, wants: impl Fn(&Registered) -> bool) {
+        for r in self.registered.iter_mut().filter(|r| wants(r)) {
+            r.send(event.clone());
+        }
+    }
+
+    /// Kills every external extension process.
+    pub(crate) fn kill_externals(&self) {
+        for e in self.external.iter().filter_map(|e| e.process.as_ref()) {
+            e.kill();
+        }
+    }
+
+    /// Kills the external processes that are not registered for SHUTDOWN.
+    pub(crate) fn kill_externals_without_shutdown(&self) {
+        for e in &self.external {
+            let subscribed = self
+                .registered
+                .iter()
+                .any(|r| r.name == *e.name && r.shutdown);
+            if let (false, Some(p)) = (subscribed, &e.process) {
+                p.kill();
+            }
+        }
+    }
+}
+
+impl Registered {
+    /// Queues an event, delivering it at once if the extension is waiting.
+    pub(crate) fn send(&mut self, event: Bytes) {
+        self.done = false;
+        self.queued.push_back(event);
+        self.flush();
+    }
+
+    /// `/event/next`: the next queued event at once, or wait for one.
+    pub(crate) fn next(&mut self, reply: Reply<Bytes>) {
+        self.waiting = Some(reply);
+        if self.queued.is_empty() {
+            self.done = true;
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while let Some(event) = self.queued.front() {
+            let Some(waiting) = self.waiting.take() else {
+                return;
+            };
+            if waiting.send(Ok(event.clone())).is_ok() {
+                self.queued.pop_front();
+            }
+        }
+    }
+}
+
+fn parse_events(body: &PostedBody) -> Result<Vec<EventType>, Refusal> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        events: Vec<String>,
+    }
+    let bad = |m: String| refuse(StatusCode::FORBIDDEN, "InvalidRequestFormat", m);
+    let PostedBody::Complete(bytes) = body else {
+        return Err(bad("The registration body could not be read".into()));
+    };
+    let parsed: Body = serde_json::from_slice(bytes)
+        .map_err(|e| bad(format!("Invalid registration body: {e}")))?;
+    parsed
+        .events
+        .iter()
+        .map(|name| {
+            EventType::from_name(name).ok_or_else(|| {
+                refuse(
+                    StatusCode::FORBIDDEN,
+                    "Extension.InvalidEventType",
+                    format!("Unknown event type {name:?}"),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(json: &str) -> PostedBody {
+        PostedBody::Complete(Bytes::from(json.to_owned()))
+    }
+
+    fn with_external(name: &str) -> Extensions {
+        let mut e = Extensions::default();
+        e.external.push(External {
+            name: name.into(),
+            process: None,
+            registered: false,
+        });
+        e
+    }
+
+    fn error_type(r: Result<&Registered, Refusal>) -> String {
+        r.err().map(|(_, b)| b.error_type).unwrap_or_default()
+    }
+
+    #[test]
+    fn registration_rules() {
+        let mut e = with_external("ext");
+        let ok = body(r#"{"events":["INVOKE","SHUTDOWN"]}"#);
+        assert_eq!(
+            error_type(e.register("", &ok, Window::Open)),
+            "Extension.InvalidExtensionName"
+        );
+        assert_eq!(
+            error_type(e.register("ext", &body("{}"), Window::Open)),
+            "InvalidRequestFormat"
+        );
+        assert_eq!(
+            error_type(e.register("ext", &body("nope"), Window::Open)),
+            "InvalidRequestFormat"
+        );
+        assert_eq!(
+            error_type(e.register(
+                "ext",
+                &body(r#"{"events":["INVOKE"],"configurationKeys":[]}"#),
+                Window::Open
+            )),
+            "InvalidRequestFormat"
+        );
+        assert_eq!(
+            error_type(e.register("ext", &body(r#"{"events":["BOOT"]}"#), Window::Open)),
+            "Extension.InvalidEventType"
+        );
+        assert_eq!(
+            error_type(e.register("internal", &ok, Window::Open)),
+            "Extension.InvalidEventType"
+        );
+        let r = e.register("ext", &ok, Window::Open).unwrap();
+        assert!(!r.internal && r.invoke && r.shutdown);
+        assert!(e.externals_registered());
+        assert_eq!(
+            error_type(e.register("ext", &ok, Window::Open)),
+            "Extension.InvalidExtensionState"
+        );
+        let invoke_only = body(r#"{"events":["INVOKE"]}"#);
+        assert!(
+            e.register("in-process", &invoke_only, Window::Open)
+                .unwrap()
+                .internal
+        );
+        assert_eq!(
+            error_type(e.register("late", &invoke_only, Window::Closed)),
+            "Extension.RegistrationClosed"
+        );
+        for i in 0..8 {
+            e.register(
+                &format!("more-{i}"),
+                &body(r#"{"events":[]}"#),
+                Window::Open,
+            )
+            .unwrap();
+        }
+        assert_eq!(
+            error_type(e.register("eleventh", &invoke_only, Window::Open)),
+            "Extension.TooManyExtensions"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_queue_until_the_extension_asks() {
+        let mut e = with_external("ext");
+        e.register("ext", &body(r#"{"events":["INVOKE"]}"#), Window::Open)
+            .unwrap();
+        let r = &mut e.registered[0];
+        r.send(Bytes::from_static(b"one"));
+        assert!(!r.done);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        r.next(tx);
+        assert_eq!(rx.await.unwrap().unwrap(), "one");
+        assert!(!r.done, "receiving an event is not being done with it");
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        r.next(tx);
+        assert!(r.done);
+        assert!(rx.try_recv().is_err());
+        r.send(Bytes::from_static(b"two"));
+        assert_eq!(rx.await.unwrap().unwrap(), "two");
+    }
+}
