@@ -6,6 +6,8 @@
 //! `/next` long-poll may legitimately block for as long as the sandbox is frozen
 //! (protocol.md §0).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -16,6 +18,11 @@ use tokio::net::TcpStream;
 use crate::endpoint::Endpoint;
 use crate::error::{ApiError, TransportError};
 use crate::runtime_api::Body;
+
+/// How many times a long-poll (`/next`, `/event/next`) is tried before giving up.
+pub const POLL_ATTEMPTS: u32 = 6;
+/// The first pause between long-poll attempts; it doubles (50 ms … 800 ms, ~1.5 s in all).
+pub const POLL_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A successful (2xx) answer, with its body read in full.
 #[derive(Debug, Clone)]
@@ -122,6 +129,31 @@ impl Client {
             })
         } else {
             Err(ApiError::from_status(parts.status, &body))
+        }
+    }
+}
+
+impl Client {
+    /// A long-poll with bounded retries: transport failures and 5xx answers are retried
+    /// [`POLL_ATTEMPTS`] times with exponential backoff from [`POLL_BACKOFF`], calling
+    /// `on_retry(attempt, error)` before each pause; anything else is returned at once.
+    pub async fn poll(
+        &mut self,
+        request: impl Fn() -> Request<Body>,
+        mut on_retry: impl FnMut(u32, &ApiError),
+    ) -> Result<ApiResponse, ApiError> {
+        let mut pause = POLL_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.send(request()).await {
+                Err(e @ (ApiError::Transport(_) | ApiError::Server(..))) if attempt < POLL_ATTEMPTS => {
+                    on_retry(attempt, &e);
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 }

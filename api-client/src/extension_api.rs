@@ -252,6 +252,23 @@ fn header_value(header: &'static str, value: &str) -> Result<HeaderValue, Invali
     HeaderValue::from_str(value).map_err(|_| InvalidHeaderValue { header })
 }
 
+/// The id Lambda gave an extension at registration, checked once so that every later
+/// request can carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionId(HeaderValue);
+
+impl ExtensionId {
+    /// Checks that `id` can be sent in `Lambda-Extension-Identifier`.
+    pub fn new(id: &str) -> Result<Self, InvalidHeaderValue> {
+        header_value(headers::IDENTIFIER, id).map(ExtensionId)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
 /// Builds Extensions, Telemetry and Logs API requests for one endpoint.
 #[derive(Clone, Debug)]
 pub struct ExtensionApi {
@@ -293,95 +310,51 @@ impl ExtensionApi {
         Ok(req)
     }
 
-    fn with_id(
-        &self,
-        method: Method,
-        path: &str,
-        id: &str,
-        body: Bytes,
-    ) -> Result<Request<Body>, InvalidHeaderValue> {
+    fn with_id(&self, method: Method, path: &str, id: &ExtensionId, body: Bytes) -> Request<Body> {
         let mut req = self.endpoint.request(method, path, body);
-        req.headers_mut()
-            .insert(headers::IDENTIFIER, header_value(headers::IDENTIFIER, id)?);
-        Ok(req)
+        req.headers_mut().insert(headers::IDENTIFIER, id.0.clone());
+        req
     }
 
     /// `GET /extension/event/next`.
-    pub fn next(&self, id: &str) -> Result<Request<Body>, InvalidHeaderValue> {
+    pub fn next(&self, id: &ExtensionId) -> Request<Body> {
         self.with_id(Method::GET, EVENT_NEXT_PATH, id, Bytes::new())
     }
 
     /// `POST /extension/init/error` with an `ErrorRequest` JSON body.
-    pub fn init_error(
-        &self,
-        id: &str,
-        error_type: &str,
-        json_body: Bytes,
-    ) -> Result<Request<Body>, InvalidHeaderValue> {
+    pub fn init_error(&self, id: &ExtensionId, error_type: &str, json_body: Bytes) -> Request<Body> {
         self.error(EXTENSION_INIT_ERROR_PATH, id, error_type, json_body)
     }
 
     /// `POST /extension/exit/error` with an `ErrorRequest` JSON body.
-    pub fn exit_error(
-        &self,
-        id: &str,
-        error_type: &str,
-        json_body: Bytes,
-    ) -> Result<Request<Body>, InvalidHeaderValue> {
+    pub fn exit_error(&self, id: &ExtensionId, error_type: &str, json_body: Bytes) -> Request<Body> {
         self.error(EXTENSION_EXIT_ERROR_PATH, id, error_type, json_body)
     }
 
-    fn error(
-        &self,
-        path: &str,
-        id: &str,
-        error_type: &str,
-        json_body: Bytes,
-    ) -> Result<Request<Body>, InvalidHeaderValue> {
-        let mut req = self.with_id(Method::POST, path, id, json_body)?;
+    fn error(&self, path: &str, id: &ExtensionId, error_type: &str, json_body: Bytes) -> Request<Body> {
+        let mut req = self.with_id(Method::POST, path, id, json_body);
         let h = req.headers_mut();
-        h.insert(
-            headers::FUNCTION_ERROR_TYPE,
-            sanitize_error_type(error_type),
-        );
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Ok(req)
+        h.insert(headers::FUNCTION_ERROR_TYPE, sanitize_error_type(error_type));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        req
     }
 
     /// `PUT /2022-07-01/telemetry`.
-    pub fn subscribe_telemetry(
-        &self,
-        id: &str,
-        subscription: &TelemetrySubscription,
-    ) -> Result<Request<Body>, InvalidHeaderValue> {
+    pub fn subscribe_telemetry(&self, id: &ExtensionId, subscription: &TelemetrySubscription) -> Request<Body> {
         self.subscribe(TELEMETRY_PATH, id, subscription)
     }
 
     /// `PUT /2020-08-15/logs`.
-    pub fn subscribe_logs(
-        &self,
-        id: &str,
-        subscription: &TelemetrySubscription,
-    ) -> Result<Request<Body>, InvalidHeaderValue> {
+    pub fn subscribe_logs(&self, id: &ExtensionId, subscription: &TelemetrySubscription) -> Request<Body> {
         self.subscribe(LOGS_PATH, id, subscription)
     }
 
-    fn subscribe(
-        &self,
-        path: &str,
-        id: &str,
-        subscription: &TelemetrySubscription,
-    ) -> Result<Request<Body>, InvalidHeaderValue> {
+    fn subscribe(&self, path: &str, id: &ExtensionId, subscription: &TelemetrySubscription) -> Request<Body> {
         let body = serde_json::to_vec(subscription).unwrap_or_default();
-        let mut req = self.with_id(Method::PUT, path, id, Bytes::from(body))?;
-        req.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        Ok(req)
+        let mut req = self.with_id(Method::PUT, path, id, Bytes::from(body));
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        req
     }
 }
 
@@ -450,15 +423,15 @@ mod tests {
         assert_eq!(r.headers()[headers::NAME], "my-ext");
         assert_eq!(r.headers()[headers::ACCEPT_FEATURE], "accountId");
         assert!(api.register("bad\nname", &[], false).is_err());
-        let n = api.next("abc").unwrap();
+        let id = ExtensionId::new("abc").unwrap();
+        assert!(ExtensionId::new("a\nb").is_err());
+        let n = api.next(&id);
         assert_eq!(
             (n.method(), n.uri().path()),
             (&Method::GET, EVENT_NEXT_PATH)
         );
         assert_eq!(n.headers()[headers::IDENTIFIER], "abc");
-        let e = api
-            .exit_error("abc", "Extension.Boom", Bytes::new())
-            .unwrap();
+        let e = api.exit_error(&id, "Extension.Boom", Bytes::new());
         assert_eq!(e.headers()[headers::FUNCTION_ERROR_TYPE], "Extension.Boom");
         for (path, route) in [
             (REGISTER_PATH, ExtensionRoute::Register),

@@ -33,12 +33,12 @@ pub mod telemetry;
 pub mod time;
 pub mod wire;
 
-pub use client::{ApiResponse, Client};
+pub use client::{ApiResponse, Client, POLL_ATTEMPTS, POLL_BACKOFF};
 pub use diagnostic::Error;
 pub use endpoint::{Endpoint, EndpointError, RUNTIME_API_ENV};
 pub use error::{ApiError, TransportError};
 pub use extension_api::{
-    EVENT_NEXT_PATH, EXTENSION_EXIT_ERROR_PATH, EXTENSION_INIT_ERROR_PATH, EventType, ExtensionApi,
+    EVENT_NEXT_PATH, EXTENSION_EXIT_ERROR_PATH, EXTENSION_INIT_ERROR_PATH, EventType, ExtensionApi, ExtensionId,
     ExtensionEvent, ExtensionRoute, InvalidHeaderValue, InvokeEvent, LOGS_PATH, REGISTER_PATH,
     RegisterRequest, RegisterResponse, ShutdownEvent, ShutdownReason, TELEMETRY_PATH, Tracing,
     headers as extension_headers,

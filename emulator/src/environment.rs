@@ -543,13 +543,15 @@ impl Environment {
 
     fn on_runtime_next(&mut self, reply: Reply<Arc<Event>>) {
         match &mut self.phase {
-            Phase::Down | Phase::Shutdown(_) => {
+            Phase::Down => {
                 let _ = reply.send(Err(refuse(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "InternalServerError",
-                    "No event will come: the environment is shutting down",
+                    "No runtime is running in this environment",
                 )));
             }
+            // No event will come; like Lambda, leave the call open until the process ends.
+            Phase::Shutdown(_) => self.waiting.push_back(reply),
             Phase::Init(init) if init.error.is_some() => {
                 let _ = reply.send(Err((
                     StatusCode::FORBIDDEN,
@@ -995,7 +997,6 @@ impl Environment {
     fn begin_shutdown(&mut self, reason: ShutdownReason) {
         let now = Instant::now();
         self.telemetry.close();
-        self.waiting.clear();
         let budget = if self.extensions.has_external() {
             Duration::from_millis(2000)
         } else if self.extensions.has_internal() {
@@ -1052,6 +1053,7 @@ impl Environment {
         if self.runtime.is_none() && self.extensions.externals_exited() {
             self.phase = Phase::Down;
             self.extensions = Extensions::default();
+            self.waiting.clear();
         }
     }
 

@@ -115,27 +115,33 @@ impl EmulatorBuilder {
     }
 
     /// Binds the listener and starts the environment.
-    pub async fn start(self) -> std::io::Result<Emulator> {
-        if !self.function.executable.is_file() {
+    pub async fn start(mut self) -> std::io::Result<Emulator> {
+        // Absolute paths: the function runs with its own directory as working directory.
+        let not_found = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            std::io::Error::new(e.kind(), format!("{what} {} does not exist ({e})", path.display()))
+        };
+        let f = &mut self.function;
+        f.executable = std::fs::canonicalize(&f.executable)
+            .map_err(|e| not_found("function executable", &f.executable, e))?;
+        if !f.executable.is_file() {
             return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!(
-                    "function executable {} does not exist",
-                    self.function.executable.display()
-                ),
+                std::io::ErrorKind::InvalidInput,
+                format!("function executable {} is not a file", f.executable.display()),
             ));
+        }
+        if let Some(dir) = &f.extensions_dir {
+            let dir = std::fs::canonicalize(dir).map_err(|e| not_found("extensions directory", dir, e))?;
+            if !dir.is_dir() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("extensions directory {} is not a directory", dir.display()),
+                ));
+            }
+            f.extensions_dir = Some(dir);
         }
         let listener = TcpListener::bind(self.addr).await?;
         let addr = listener.local_addr()?;
         let config = Arc::new(self.function);
-        if let Some(dir) = &config.extensions_dir {
-            if !dir.is_dir() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("extensions directory {} does not exist", dir.display()),
-                ));
-            }
-        }
         let hub = Arc::new(telemetry::TelemetryHub::default());
         let logs = Logs::new(self.echo, hub.clone());
         let (calls_tx, calls_rx) = mpsc::channel(64);

@@ -1,11 +1,10 @@
 //! The invocation loop: `/next` → handler → `/response` or `/error`, forever.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use ironlambda_api_client::{
-    ApiError, ApiResponse, Client, NextHeaders, RuntimeApi, validate_request_id,
+    ApiResponse, Client, NextHeaders, POLL_ATTEMPTS, RuntimeApi, validate_request_id,
 };
 use tracing::Instrument;
 
@@ -15,11 +14,6 @@ use crate::handler::Handler;
 use crate::xray::TraceEnv;
 use ironlambda_api_client::Error;
 use ironlambda_api_client::panic::{CatchUnwind, panic_message};
-
-/// How many times a failing `/next` is tried before the process gives up.
-const NEXT_ATTEMPTS: u32 = 6;
-/// The first pause between `/next` attempts; it doubles each time (50 ms … 800 ms, ~1.5 s in all).
-const NEXT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Error type reported when an event does not deserialize into the handler's event type.
 pub const INVALID_EVENT_ERROR_TYPE: &str = "Runtime.InvalidEvent";
@@ -65,26 +59,15 @@ impl<H: Handler> InvocationLoop<H> {
 
     /// `/next`, retried with bounded exponential backoff on transport errors and 5xx.
     async fn next_event(&mut self) -> Result<ApiResponse, Error> {
-        let mut pause = NEXT_BACKOFF;
-        for attempt in 1..=NEXT_ATTEMPTS {
-            match self.client.send(self.api.next()).await {
-                Ok(r) => return Ok(r),
-                Err(e @ (ApiError::Transport(_) | ApiError::Server(..)))
-                    if attempt < NEXT_ATTEMPTS =>
-                {
-                    tracing::warn!(
-                        "waiting for the next event failed (attempt {attempt} of {NEXT_ATTEMPTS}): {e}"
-                    );
-                    tokio::time::sleep(pause).await;
-                    pause *= 2;
-                }
-                Err(e) => {
-                    tracing::error!("cannot get the next event, stopping the runtime: {e}");
-                    return Err(Error::from(e).with_error_type("Runtime.ApiError"));
-                }
-            }
-        }
-        unreachable!("the last attempt returns")
+        let api = &self.api;
+        let next = self.client.poll(
+            || api.next(),
+            |attempt, e| tracing::warn!("waiting for the next event failed (attempt {attempt} of {POLL_ATTEMPTS}): {e}"),
+        );
+        next.await.map_err(|e| {
+            tracing::error!("cannot get the next event, stopping the runtime: {e}");
+            Error::from(e).with_error_type("Runtime.ApiError")
+        })
     }
 
     async fn invoke(&self, body: Bytes, ctx: Context) -> Outcome {

@@ -29,6 +29,7 @@
 //! - A failure before the loop starts (bad configuration, a failing init) is posted to
 //!   `/runtime/init/error` and returned, so `main` exits non-zero.
 //! - `/next` failures are retried with bounded backoff, then returned as an error.
+//! - With the `graceful-shutdown` feature, [`GracefulShutdown`] runs cleanup hooks on SIGTERM.
 //! - Logs go through `tracing`; a default subscriber honouring `AWS_LAMBDA_LOG_FORMAT`,
 //!   `AWS_LAMBDA_LOG_LEVEL` and `RUST_LOG` is installed unless the program set its own, and
 //!   every line logged during an invocation carries its request id.
@@ -52,6 +53,11 @@ pub use handler::{Handler, HandlerFn, handler_fn};
 pub use invocation_loop::{INVALID_EVENT_ERROR_TYPE, PANIC_ERROR_TYPE, SERIALIZATION_ERROR_TYPE};
 pub use ironlambda_api_client::Error;
 pub use logging::{LogFormat, init_default_subscriber};
+
+/// Cleanup hooks that run when Lambda shuts the environment down (SIGTERM); install it
+/// before [`run`]. See [`ironlambda_extension::GracefulShutdown`].
+#[cfg(feature = "graceful-shutdown")]
+pub use ironlambda_extension::GracefulShutdown;
 
 /// Runs `handler` for every invocation until the environment goes away.
 ///

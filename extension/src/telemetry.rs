@@ -1,0 +1,205 @@
+//! Telemetry API subscription and the local listener that receives the batches.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use ironlambda_api_client::telemetry::{
+    Buffering, Destination, TELEMETRY_SCHEMA_VERSIONS, TelemetryEvent, TelemetrySubscription, TelemetryType,
+};
+use ironlambda_api_client::{ApiError, Client, Error, ExtensionApi, ExtensionId};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::extension::BoxFuture;
+
+/// The sandbox's name for itself; Lambda delivers telemetry to listeners there.
+const SANDBOX_HOST: &str = "sandbox.localdomain";
+/// How long to wait for `sandbox.localdomain` to resolve before assuming a local run.
+const LOOKUP_LIMIT: Duration = Duration::from_millis(300);
+
+/// What to subscribe to and how deliveries are batched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    types: Vec<TelemetryType>,
+    buffering: Buffering,
+    port: u16,
+}
+
+impl Default for TelemetryConfig {
+    /// Platform events and the function's logs, the platform's default buffering, any port.
+    fn default() -> Self {
+        TelemetryConfig {
+            types: vec![TelemetryType::Platform, TelemetryType::Function],
+            buffering: Buffering::default(),
+            port: 0,
+        }
+    }
+}
+
+impl TelemetryConfig {
+    /// What to receive.
+    pub fn types(mut self, types: impl IntoIterator<Item = TelemetryType>) -> Self {
+        self.types = types.into_iter().collect();
+        self
+    }
+
+    /// Batching (checked against Lambda's limits when the extension starts).
+    pub fn buffering(mut self, buffering: Buffering) -> Self {
+        self.buffering = buffering;
+        self
+    }
+
+    /// The listener's port (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+}
+
+pub(crate) type TelemetryFn = Arc<dyn Fn(Vec<TelemetryEvent>) -> BoxFuture<()> + Send + Sync>;
+
+/// A telemetry subscription waiting to be started.
+pub(crate) struct Telemetry {
+    pub(crate) config: TelemetryConfig,
+    pub(crate) handler: TelemetryFn,
+}
+
+/// Where the listener binds: the sandbox's address in Lambda, loopback locally.
+async fn listener_ip() -> IpAddr {
+    let lookup = tokio::net::lookup_host((SANDBOX_HOST, 0));
+    match tokio::time::timeout(LOOKUP_LIMIT, lookup).await {
+        Ok(Ok(mut addrs)) => addrs.next().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip()),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
+impl Telemetry {
+    /// Checks the configuration, binds the listener once, and subscribes, falling back
+    /// through older schema versions when the platform refuses a newer one.
+    pub(crate) async fn start(self, client: &mut Client, api: &ExtensionApi, id: &ExtensionId) -> Result<(), Error> {
+        let invalid = |m: String| Error::new("Extension.InvalidTelemetryConfig", m);
+        self.config.buffering.validate().map_err(invalid)?;
+        if self.config.types.is_empty() {
+            return Err(invalid("subscribe to at least one telemetry type".into()));
+        }
+        let ip = listener_ip().await;
+        let listener = TcpListener::bind(SocketAddr::new(ip, self.config.port))
+            .await
+            .map_err(|e| Error::from(e).with_error_type("Extension.TelemetryListenerFailed"))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::from(e).with_error_type("Extension.TelemetryListenerFailed"))?
+            .port();
+        tokio::spawn(serve(listener, self.handler));
+
+        let mut first_refusal = None;
+        for version in TELEMETRY_SCHEMA_VERSIONS {
+            let subscription = TelemetrySubscription {
+                schema_version: version.to_owned(),
+                types: self.config.types.clone(),
+                buffering: self.config.buffering,
+                destination: Destination::Http {
+                    uri: format!("http://{SANDBOX_HOST}:{port}/"),
+                },
+            };
+            match client.send(api.subscribe_telemetry(id, &subscription)).await {
+                Ok(reply) if reply.status == StatusCode::ACCEPTED => {
+                    // RIE answers 202 "Telemetry.NotSupported": accepted, nothing will come.
+                    tracing::warn!("the platform accepted the telemetry subscription but does not deliver telemetry");
+                    return Ok(());
+                }
+                Ok(_) => {
+                    tracing::debug!(schema = version, port, "subscribed to telemetry");
+                    return Ok(());
+                }
+                Err(e @ ApiError::BadRequest(_)) => {
+                    first_refusal.get_or_insert(e);
+                }
+                Err(e) => return Err(Error::from(e).with_error_type("Extension.TelemetrySubscriptionFailed")),
+            }
+        }
+        let e = first_refusal.map_or_else(|| Error::new("Extension.TelemetrySubscriptionFailed", "refused"), Error::from);
+        Err(e.with_error_type("Extension.TelemetrySubscriptionFailed"))
+    }
+}
+
+/// Accepts deliveries for as long as the process lives. Each batch is answered at once
+/// (edge-cases C4) and handed, in order, to the handler on its own task.
+async fn serve(listener: TcpListener, handler: TelemetryFn) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<TelemetryEvent>>();
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            handler(batch).await;
+        }
+    });
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let tx = tx.clone();
+                async move { Ok::<_, Infallible>(receive(req, &tx).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn receive(req: Request<Incoming>, tx: &mpsc::UnboundedSender<Vec<TelemetryEvent>>) -> Response<Full<Bytes>> {
+    let status = match req.into_body().collect().await {
+        Ok(body) => match parse_batch(&body.to_bytes()) {
+            Some(batch) => {
+                let _ = tx.send(batch);
+                StatusCode::OK
+            }
+            None => StatusCode::BAD_REQUEST,
+        },
+        Err(_) => StatusCode::BAD_REQUEST,
+    };
+    let mut reply = Response::new(Full::new(Bytes::new()));
+    *reply.status_mut() = status;
+    reply
+}
+
+/// A batch is a JSON array of events; an entry that is not an event is kept as an
+/// `Other`-kind event rather than failing the whole batch.
+fn parse_batch(body: &[u8]) -> Option<Vec<TelemetryEvent>> {
+    let items: Vec<serde_json::Value> = serde_json::from_slice(body).ok()?;
+    Some(
+        items
+            .into_iter()
+            .map(|item| {
+                serde_json::from_value(item.clone()).unwrap_or_else(|_| TelemetryEvent {
+                    time: String::new(),
+                    kind: "unknown".into(),
+                    record: item,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_keep_odd_entries() {
+        let batch = parse_batch(br#"[{"time":"t","type":"function","record":"hi"},42,{"type":"x"}]"#).unwrap();
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch[0].kind, "function");
+        assert_eq!(batch[1].kind, "unknown");
+        assert_eq!(batch[1].record, serde_json::json!(42));
+        assert!(parse_batch(b"{}").is_none());
+    }
+}
