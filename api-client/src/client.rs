@@ -146,7 +146,9 @@ impl Client {
         let mut attempt = 1;
         loop {
             match self.send(request()).await {
-                Err(e @ (ApiError::Transport(_) | ApiError::Server(..))) if attempt < POLL_ATTEMPTS => {
+                Err(e @ (ApiError::Transport(_) | ApiError::Server(..)))
+                    if attempt < POLL_ATTEMPTS =>
+                {
                     on_retry(attempt, &e);
                     tokio::time::sleep(pause).await;
                     pause *= 2;

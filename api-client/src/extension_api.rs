@@ -322,38 +322,75 @@ impl ExtensionApi {
     }
 
     /// `POST /extension/init/error` with an `ErrorRequest` JSON body.
-    pub fn init_error(&self, id: &ExtensionId, error_type: &str, json_body: Bytes) -> Request<Body> {
+    pub fn init_error(
+        &self,
+        id: &ExtensionId,
+        error_type: &str,
+        json_body: Bytes,
+    ) -> Request<Body> {
         self.error(EXTENSION_INIT_ERROR_PATH, id, error_type, json_body)
     }
 
     /// `POST /extension/exit/error` with an `ErrorRequest` JSON body.
-    pub fn exit_error(&self, id: &ExtensionId, error_type: &str, json_body: Bytes) -> Request<Body> {
+    pub fn exit_error(
+        &self,
+        id: &ExtensionId,
+        error_type: &str,
+        json_body: Bytes,
+    ) -> Request<Body> {
         self.error(EXTENSION_EXIT_ERROR_PATH, id, error_type, json_body)
     }
 
-    fn error(&self, path: &str, id: &ExtensionId, error_type: &str, json_body: Bytes) -> Request<Body> {
+    fn error(
+        &self,
+        path: &str,
+        id: &ExtensionId,
+        error_type: &str,
+        json_body: Bytes,
+    ) -> Request<Body> {
         let mut req = self.with_id(Method::POST, path, id, json_body);
         let h = req.headers_mut();
-        h.insert(headers::FUNCTION_ERROR_TYPE, sanitize_error_type(error_type));
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            headers::FUNCTION_ERROR_TYPE,
+            sanitize_error_type(error_type),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         req
     }
 
     /// `PUT /2022-07-01/telemetry`.
-    pub fn subscribe_telemetry(&self, id: &ExtensionId, subscription: &TelemetrySubscription) -> Request<Body> {
+    pub fn subscribe_telemetry(
+        &self,
+        id: &ExtensionId,
+        subscription: &TelemetrySubscription,
+    ) -> Request<Body> {
         self.subscribe(TELEMETRY_PATH, id, subscription)
     }
 
     /// `PUT /2020-08-15/logs`.
-    pub fn subscribe_logs(&self, id: &ExtensionId, subscription: &TelemetrySubscription) -> Request<Body> {
+    pub fn subscribe_logs(
+        &self,
+        id: &ExtensionId,
+        subscription: &TelemetrySubscription,
+    ) -> Request<Body> {
         self.subscribe(LOGS_PATH, id, subscription)
     }
 
-    fn subscribe(&self, path: &str, id: &ExtensionId, subscription: &TelemetrySubscription) -> Request<Body> {
+    fn subscribe(
+        &self,
+        path: &str,
+        id: &ExtensionId,
+        subscription: &TelemetrySubscription,
+    ) -> Request<Body> {
         let body = serde_json::to_vec(subscription).unwrap_or_default();
         let mut req = self.with_id(Method::PUT, path, id, Bytes::from(body));
-        req.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        req.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         req
     }
 }

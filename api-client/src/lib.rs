@@ -38,10 +38,10 @@ pub use diagnostic::Error;
 pub use endpoint::{Endpoint, EndpointError, RUNTIME_API_ENV};
 pub use error::{ApiError, TransportError};
 pub use extension_api::{
-    EVENT_NEXT_PATH, EXTENSION_EXIT_ERROR_PATH, EXTENSION_INIT_ERROR_PATH, EventType, ExtensionApi, ExtensionId,
-    ExtensionEvent, ExtensionRoute, InvalidHeaderValue, InvokeEvent, LOGS_PATH, REGISTER_PATH,
-    RegisterRequest, RegisterResponse, ShutdownEvent, ShutdownReason, TELEMETRY_PATH, Tracing,
-    headers as extension_headers,
+    EVENT_NEXT_PATH, EXTENSION_EXIT_ERROR_PATH, EXTENSION_INIT_ERROR_PATH, EventType, ExtensionApi,
+    ExtensionEvent, ExtensionId, ExtensionRoute, InvalidHeaderValue, InvokeEvent, LOGS_PATH,
+    REGISTER_PATH, RegisterRequest, RegisterResponse, ShutdownEvent, ShutdownReason,
+    TELEMETRY_PATH, Tracing, headers as extension_headers,
 };
 pub use request_id::{InvalidRequestId, MAX_REQUEST_ID_LEN, validate_request_id};
 pub use runtime_api::{

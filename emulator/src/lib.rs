@@ -118,7 +118,10 @@ impl EmulatorBuilder {
     pub async fn start(mut self) -> std::io::Result<Emulator> {
         // Absolute paths: the function runs with its own directory as working directory.
         let not_found = |what: &str, path: &std::path::Path, e: std::io::Error| {
-            std::io::Error::new(e.kind(), format!("{what} {} does not exist ({e})", path.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("{what} {} does not exist ({e})", path.display()),
+            )
         };
         let f = &mut self.function;
         f.executable = std::fs::canonicalize(&f.executable)
@@ -126,11 +129,15 @@ impl EmulatorBuilder {
         if !f.executable.is_file() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("function executable {} is not a file", f.executable.display()),
+                format!(
+                    "function executable {} is not a file",
+                    f.executable.display()
+                ),
             ));
         }
         if let Some(dir) = &f.extensions_dir {
-            let dir = std::fs::canonicalize(dir).map_err(|e| not_found("extensions directory", dir, e))?;
+            let dir = std::fs::canonicalize(dir)
+                .map_err(|e| not_found("extensions directory", dir, e))?;
             if !dir.is_dir() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use ironlambda_api_client::panic::{CatchUnwind, panic_message};
 use ironlambda_api_client::{
-    Client, Endpoint, Error, EventType, ExtensionApi, ExtensionEvent, ExtensionId, InvokeEvent, POLL_ATTEMPTS, RegisterResponse,
-    ShutdownEvent, extension_headers,
+    Client, Endpoint, Error, EventType, ExtensionApi, ExtensionEvent, ExtensionId, InvokeEvent,
+    POLL_ATTEMPTS, RegisterResponse, ShutdownEvent, extension_headers,
 };
 
 use crate::telemetry::{Telemetry, TelemetryConfig};
@@ -56,7 +56,11 @@ pub struct Extension {
 /// type when it is already `Category.Reason`, else `Extension.<Type>`.
 fn category_reason(error: &Error) -> String {
     let t = error.error_type();
-    if t.contains('.') { t.to_owned() } else { format!("Extension.{t}") }
+    if t.contains('.') {
+        t.to_owned()
+    } else {
+        format!("Extension.{t}")
+    }
 }
 
 impl Extension {
@@ -140,14 +144,19 @@ impl Extension {
     }
 
     async fn register(mut self, internal: bool) -> Result<Registered, Error> {
-        let endpoint = Endpoint::from_env().map_err(|e| Error::from(e).with_error_type("Extension.InvalidEndpoint"))?;
+        let endpoint = Endpoint::from_env()
+            .map_err(|e| Error::from(e).with_error_type("Extension.InvalidEndpoint"))?;
         let api = ExtensionApi::new(endpoint.clone());
         let mut client = Client::new(&endpoint);
         let name = match self.name.take() {
             Some(n) => n,
             None => {
                 let exe = crate::default_extension_name().unwrap_or_else(|| "extension".to_owned());
-                if internal { format!("{exe}-internal") } else { exe }
+                if internal {
+                    format!("{exe}-internal")
+                } else {
+                    exe
+                }
             }
         };
         let events = self.events();
@@ -163,7 +172,12 @@ impl Extension {
             .get(extension_headers::IDENTIFIER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| ExtensionId::new(v).ok())
-            .ok_or_else(|| Error::new("Extension.RegistrationFailed", "the registration reply had no usable extension identifier"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    "Extension.RegistrationFailed",
+                    "the registration reply had no usable extension identifier",
+                )
+            })?;
         let function = serde_json::from_slice::<RegisterResponse>(&reply.body).ok();
         tracing::debug!(extension = %name, ?events, function = ?function.as_ref().map(|f| &f.function_name), "registered");
         let mut registered = Registered {
@@ -174,7 +188,10 @@ impl Extension {
             on_shutdown: self.on_shutdown,
         };
         if let Some(telemetry) = self.telemetry {
-            if let Err(e) = telemetry.start(&mut registered.client, &registered.api, &registered.id).await {
+            if let Err(e) = telemetry
+                .start(&mut registered.client, &registered.api, &registered.id)
+                .await
+            {
                 return Err(registered.report(ErrorPhase::Init, e).await);
             }
         }
@@ -226,24 +243,32 @@ impl Registered {
             let event: ExtensionEvent = match serde_json::from_slice(&reply.body) {
                 Ok(e) => e,
                 Err(e) => {
-                    let error = Error::new("Extension.InvalidEvent", format!("unreadable event: {e}"));
+                    let error =
+                        Error::new("Extension.InvalidEvent", format!("unreadable event: {e}"));
                     return Err(self.report(ErrorPhase::Exit, error).await);
                 }
             };
             match event {
                 ExtensionEvent::Invoke(invoke) => {
-                    let Some(hook) = &self.on_invoke else { continue };
+                    let Some(hook) = &self.on_invoke else {
+                        continue;
+                    };
                     if let Err(e) = run_hook(hook(invoke)).await {
                         return Err(self.report(ErrorPhase::Exit, e).await);
                     }
                 }
                 ExtensionEvent::Shutdown(shutdown) => {
-                    let Some(hook) = self.on_shutdown.take() else { return Ok(()) };
+                    let Some(hook) = self.on_shutdown.take() else {
+                        return Ok(());
+                    };
                     let left = until(shutdown.deadline_ms);
                     return match tokio::time::timeout(left, run_hook(hook(shutdown))).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(self.report(ErrorPhase::Exit, e).await),
-                        Err(_) => Err(Error::new("Extension.ShutdownTimeout", "the shutdown hook ran past the deadline")),
+                        Err(_) => Err(Error::new(
+                            "Extension.ShutdownTimeout",
+                            "the shutdown hook ran past the deadline",
+                        )),
                     };
                 }
             }
@@ -265,7 +290,9 @@ fn until(deadline_ms: u64) -> Duration {
         return Duration::from_secs(2);
     }
     let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]
@@ -274,13 +301,21 @@ mod tests {
 
     #[test]
     fn error_types_get_a_category() {
-        assert_eq!(category_reason(&Error::new("Extension.ConfigInvalid", "x")), "Extension.ConfigInvalid");
-        assert_eq!(category_reason(&Error::new("ParseIntError", "x")), "Extension.ParseIntError");
+        assert_eq!(
+            category_reason(&Error::new("Extension.ConfigInvalid", "x")),
+            "Extension.ConfigInvalid"
+        );
+        assert_eq!(
+            category_reason(&Error::new("ParseIntError", "x")),
+            "Extension.ParseIntError"
+        );
     }
 
     #[tokio::test]
     async fn hook_panics_become_errors() {
-        let e = run_hook(Box::pin(async { panic!("kaput") })).await.unwrap_err();
+        let e = run_hook(Box::pin(async { panic!("kaput") }))
+            .await
+            .unwrap_err();
         assert_eq!((e.error_type(), e.message()), ("Extension.Panic", "kaput"));
     }
 

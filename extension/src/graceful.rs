@@ -67,7 +67,8 @@ impl GracefulShutdown {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.hooks.push((name.into(), Box::new(move || Box::pin(hook()))));
+        self.hooks
+            .push((name.into(), Box::new(move || Box::pin(hook()))));
         self
     }
 
@@ -77,10 +78,20 @@ impl GracefulShutdown {
         // Listen before registering, so a signal that comes right after is not missed.
         let signals = Signals::new([SIGTERM, SIGINT])
             .map_err(|e| Error::from(e).with_error_type("Extension.SignalHandlerFailed"))?;
-        Extension::new().with_name(EXTENSION_NAME).spawn_internal().await?;
+        Extension::new()
+            .with_name(EXTENSION_NAME)
+            .spawn_internal()
+            .await?;
         tokio::spawn(async move {
             let signal = next_signal(signals).await;
-            tracing::info!("graceful shutdown: received {}", if signal == Some(SIGINT) { "SIGINT" } else { "SIGTERM" });
+            tracing::info!(
+                "graceful shutdown: received {}",
+                if signal == Some(SIGINT) {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                }
+            );
             self.run_hooks().await;
             std::process::exit(0);
         });
@@ -98,8 +109,13 @@ impl GracefulShutdown {
             }
             let started = Instant::now();
             match tokio::time::timeout(left, hook()).await {
-                Ok(()) => tracing::info!("graceful shutdown: {name:?} finished in {} ms", started.elapsed().as_millis()),
-                Err(_) => tracing::warn!("graceful shutdown: {name:?} did not finish within the budget"),
+                Ok(()) => tracing::info!(
+                    "graceful shutdown: {name:?} finished in {} ms",
+                    started.elapsed().as_millis()
+                ),
+                Err(_) => {
+                    tracing::warn!("graceful shutdown: {name:?} did not finish within the budget")
+                }
             }
         }
     }
@@ -120,12 +136,17 @@ mod tests {
         let (a, b, c) = (ran.clone(), ran.clone(), ran.clone());
         GracefulShutdown::new()
             .budget(Duration::from_millis(200))
-            .hook("first", move || async move { a.lock().unwrap().push("first") })
+            .hook(
+                "first",
+                move || async move { a.lock().unwrap().push("first") },
+            )
             .hook("slow", move || async move {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 b.lock().unwrap().push("slow");
             })
-            .hook("after budget", move || async move { c.lock().unwrap().push("after budget") })
+            .hook("after budget", move || async move {
+                c.lock().unwrap().push("after budget")
+            })
             .run_hooks()
             .await;
         assert_eq!(*ran.lock().unwrap(), vec!["first"]);

@@ -34,7 +34,9 @@ mod telemetry;
 
 pub use extension::Extension;
 pub use graceful::{DEFAULT_BUDGET, EXTENSION_NAME, GracefulShutdown};
-pub use ironlambda_api_client::telemetry::{Buffering, TelemetryEvent, TelemetryRecord, TelemetryType};
+pub use ironlambda_api_client::telemetry::{
+    Buffering, TelemetryEvent, TelemetryRecord, TelemetryType,
+};
 pub use ironlambda_api_client::{Error, InvokeEvent, ShutdownEvent, ShutdownReason, Tracing};
 pub use telemetry::TelemetryConfig;
 

@@ -12,7 +12,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use ironlambda_api_client::telemetry::{
-    Buffering, Destination, TELEMETRY_SCHEMA_VERSIONS, TelemetryEvent, TelemetrySubscription, TelemetryType,
+    Buffering, Destination, TELEMETRY_SCHEMA_VERSIONS, TelemetryEvent, TelemetrySubscription,
+    TelemetryType,
 };
 use ironlambda_api_client::{ApiError, Client, Error, ExtensionApi, ExtensionId};
 use tokio::net::TcpListener;
@@ -76,7 +77,9 @@ pub(crate) struct Telemetry {
 async fn listener_ip() -> IpAddr {
     let lookup = tokio::net::lookup_host((SANDBOX_HOST, 0));
     match tokio::time::timeout(LOOKUP_LIMIT, lookup).await {
-        Ok(Ok(mut addrs)) => addrs.next().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip()),
+        Ok(Ok(mut addrs)) => addrs
+            .next()
+            .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |a| a.ip()),
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
     }
 }
@@ -84,7 +87,12 @@ async fn listener_ip() -> IpAddr {
 impl Telemetry {
     /// Checks the configuration, binds the listener once, and subscribes, falling back
     /// through older schema versions when the platform refuses a newer one.
-    pub(crate) async fn start(self, client: &mut Client, api: &ExtensionApi, id: &ExtensionId) -> Result<(), Error> {
+    pub(crate) async fn start(
+        self,
+        client: &mut Client,
+        api: &ExtensionApi,
+        id: &ExtensionId,
+    ) -> Result<(), Error> {
         let invalid = |m: String| Error::new("Extension.InvalidTelemetryConfig", m);
         self.config.buffering.validate().map_err(invalid)?;
         if self.config.types.is_empty() {
@@ -110,10 +118,15 @@ impl Telemetry {
                     uri: format!("http://{SANDBOX_HOST}:{port}/"),
                 },
             };
-            match client.send(api.subscribe_telemetry(id, &subscription)).await {
+            match client
+                .send(api.subscribe_telemetry(id, &subscription))
+                .await
+            {
                 Ok(reply) if reply.status == StatusCode::ACCEPTED => {
                     // RIE answers 202 "Telemetry.NotSupported": accepted, nothing will come.
-                    tracing::warn!("the platform accepted the telemetry subscription but does not deliver telemetry");
+                    tracing::warn!(
+                        "the platform accepted the telemetry subscription but does not deliver telemetry"
+                    );
                     return Ok(());
                 }
                 Ok(_) => {
@@ -123,10 +136,17 @@ impl Telemetry {
                 Err(e @ ApiError::BadRequest(_)) => {
                     first_refusal.get_or_insert(e);
                 }
-                Err(e) => return Err(Error::from(e).with_error_type("Extension.TelemetrySubscriptionFailed")),
+                Err(e) => {
+                    return Err(
+                        Error::from(e).with_error_type("Extension.TelemetrySubscriptionFailed")
+                    );
+                }
             }
         }
-        let e = first_refusal.map_or_else(|| Error::new("Extension.TelemetrySubscriptionFailed", "refused"), Error::from);
+        let e = first_refusal.map_or_else(
+            || Error::new("Extension.TelemetrySubscriptionFailed", "refused"),
+            Error::from,
+        );
         Err(e.with_error_type("Extension.TelemetrySubscriptionFailed"))
     }
 }
@@ -141,7 +161,9 @@ async fn serve(listener: TcpListener, handler: TelemetryFn) {
         }
     });
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let tx = tx.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
@@ -155,7 +177,10 @@ async fn serve(listener: TcpListener, handler: TelemetryFn) {
     }
 }
 
-async fn receive(req: Request<Incoming>, tx: &mpsc::UnboundedSender<Vec<TelemetryEvent>>) -> Response<Full<Bytes>> {
+async fn receive(
+    req: Request<Incoming>,
+    tx: &mpsc::UnboundedSender<Vec<TelemetryEvent>>,
+) -> Response<Full<Bytes>> {
     let status = match req.into_body().collect().await {
         Ok(body) => match parse_batch(&body.to_bytes()) {
             Some(batch) => {
@@ -195,7 +220,9 @@ mod tests {
 
     #[test]
     fn batches_keep_odd_entries() {
-        let batch = parse_batch(br#"[{"time":"t","type":"function","record":"hi"},42,{"type":"x"}]"#).unwrap();
+        let batch =
+            parse_batch(br#"[{"time":"t","type":"function","record":"hi"},42,{"type":"x"}]"#)
+                .unwrap();
         assert_eq!(batch.len(), 3);
         assert_eq!(batch[0].kind, "function");
         assert_eq!(batch[1].kind, "unknown");

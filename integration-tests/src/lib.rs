@@ -1,7 +1,8 @@
 //! Helpers for the end-to-end tests: finding the built function binaries and starting an
 //! emulator around them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ironlambda_emulator::{Emulator, EmulatorBuilder};
@@ -63,4 +64,41 @@ pub async fn report_line(emulator: &Emulator, request_id: &str) -> String {
                 emulator.logs().lines()
             )
         })
+}
+
+/// A scratch directory removed on drop, unique to this process and call.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    /// Makes a fresh directory under the system temp dir.
+    pub fn new(label: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("ironlambda-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("the temp dir is writable");
+        Scratch(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An extensions directory (like `/opt/extensions`) holding links to the named binaries.
+pub fn extensions_dir(binaries: &[&str]) -> Scratch {
+    let dir = Scratch::new("extensions");
+    for name in binaries {
+        std::os::unix::fs::symlink(binary(name), dir.path().join(name))
+            .expect("symlink in the temp dir");
+    }
+    dir
 }

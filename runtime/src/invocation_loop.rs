@@ -62,7 +62,11 @@ impl<H: Handler> InvocationLoop<H> {
         let api = &self.api;
         let next = self.client.poll(
             || api.next(),
-            |attempt, e| tracing::warn!("waiting for the next event failed (attempt {attempt} of {POLL_ATTEMPTS}): {e}"),
+            |attempt, e| {
+                tracing::warn!(
+                    "waiting for the next event failed (attempt {attempt} of {POLL_ATTEMPTS}): {e}"
+                )
+            },
         );
         next.await.map_err(|e| {
             tracing::error!("cannot get the next event, stopping the runtime: {e}");

@@ -42,7 +42,10 @@ async fn main() -> Result<(), Error> {
         })
         .install()
         .await?;
-    ironlambda_runtime::run(handler_fn(move |event: Event, _ctx: Context| handle(buffer.clone(), event))).await
+    ironlambda_runtime::run(handler_fn(move |event: Event, _ctx: Context| {
+        handle(buffer.clone(), event)
+    }))
+    .await
 }
 
 #[cfg(test)]
@@ -53,7 +56,9 @@ mod tests {
     async fn buffers_then_flushes() {
         let buffer = Buffer::default();
         for item in ["a", "b"] {
-            handle(buffer.clone(), Event { item: item.into() }).await.unwrap();
+            handle(buffer.clone(), Event { item: item.into() })
+                .await
+                .unwrap();
         }
         assert_eq!(flush(&buffer), "flushed 2 items: a,b");
     }

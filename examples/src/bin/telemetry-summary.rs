@@ -2,7 +2,9 @@
 //! a line when each invocation starts, a one-line summary of each invocation from the
 //! Telemetry API's `platform.report`, and a last line on SHUTDOWN.
 
-use ironlambda_extension::{Buffering, Error, Extension, TelemetryConfig, TelemetryRecord, TelemetryType};
+use ironlambda_extension::{
+    Buffering, Error, Extension, TelemetryConfig, TelemetryRecord, TelemetryType,
+};
 
 /// `summary <id>: 12.30 ms (billed 13 ms), 21 of 128 MB, success`.
 fn summarize(event: &ironlambda_extension::TelemetryEvent) -> Option<String> {
@@ -25,14 +27,20 @@ async fn main() -> Result<(), Error> {
     // Deliver often: this extension prints, it does not batch for a backend.
     let telemetry = TelemetryConfig::default()
         .types([TelemetryType::Platform])
-        .buffering(Buffering { timeout_ms: Some(25), ..Buffering::default() });
+        .buffering(Buffering {
+            timeout_ms: Some(25),
+            ..Buffering::default()
+        });
     Extension::new()
         .on_invoke(|event| async move {
             println!("INVOKE {}", event.request_id);
             Ok(())
         })
         .on_shutdown(|event| async move {
-            println!("SHUTDOWN {} (deadline {} ms)", event.shutdown_reason, event.deadline_ms);
+            println!(
+                "SHUTDOWN {} (deadline {} ms)",
+                event.shutdown_reason, event.deadline_ms
+            );
             Ok(())
         })
         .with_telemetry(telemetry, |batch| async move {
@@ -57,7 +65,10 @@ mod tests {
             json!({"requestId": "abc", "status": "success",
                    "metrics": {"durationMs": 12.3, "billedDurationMs": 13, "memorySizeMB": 128, "maxMemoryUsedMB": 21}}),
         );
-        assert_eq!(summarize(&report).unwrap(), "summary abc: 12.30 ms (billed 13 ms), 21 of 128 MB, success");
+        assert_eq!(
+            summarize(&report).unwrap(),
+            "summary abc: 12.30 ms (billed 13 ms), 21 of 128 MB, success"
+        );
         let start = TelemetryEvent::now("platform.start", json!({"requestId": "abc"}));
         assert_eq!(summarize(&start), None);
     }

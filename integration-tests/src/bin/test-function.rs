@@ -1,7 +1,8 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
 //! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`.
 //! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
-//! `SLOW_INIT_MS=<n>` init takes that long; with
+//! `SLOW_INIT_MS=<n>` init takes that long; with `ON_SIGTERM_WRITE=<path>` it writes that
+//! file and exits when it gets SIGTERM (without registering any extension); with
 //! `IDLE=1` it never calls the Runtime API, so a test can play the runtime itself.
 
 use std::time::Duration;
@@ -59,6 +60,15 @@ fn main() -> Result<(), Error> {
         .enable_all()
         .build()?
         .block_on(ironlambda_runtime::run_with_init(|_config| async {
+            if let Ok(path) = std::env::var("ON_SIGTERM_WRITE") {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::spawn(async move {
+                    term.recv().await;
+                    let _ = std::fs::write(&path, "got SIGTERM");
+                    std::process::exit(0);
+                });
+            }
             if let Some(ms) = std::env::var("SLOW_INIT_MS")
                 .ok()
                 .and_then(|v| v.parse().ok())
