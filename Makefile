@@ -1,7 +1,9 @@
 # The two commands a newcomer runs: `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint bench build
+RUNTIME ?= provided.al2023
+
+.PHONY: run test lint bench build package
 
 ## Build every binary: the emulator, the example functions and the test fixtures.
 build:
@@ -14,6 +16,12 @@ run: build
 ## All tests: unit, doc and end-to-end (the end-to-end tests use the binaries built above).
 test: build
 	$(CARGO) test --workspace
+	python3 -m unittest discover -s tools -p 'test_*.py'
+
+## Deployable zips under target/lambda/<target>/: functions (bootstrap) and layers
+## (extensions/<name>), refused when a binary needs a newer glibc than $(RUNTIME) has.
+package:
+	python3 tools/package.py --runtime $(RUNTIME)
 
 ## Formatting and clippy, warnings as errors.
 lint:

@@ -44,13 +44,17 @@ struct Running {
     child: Child,
     addr: SocketAddr,
     seen: Arc<Seen>,
+    /// Prints the emulator's output; ends at its EOF.
+    reader: tokio::task::JoinHandle<()>,
 }
 
-async fn start_emulator(function: &Path) -> Result<Running, String> {
-    let mut child = Command::new(binary("ironlambda-emulator"))
-        .arg("--function")
-        .arg(function)
-        .args(["--port", "0"])
+async fn start_emulator(function: &Path, extensions: Option<&Path>) -> Result<Running, String> {
+    let mut cmd = Command::new(binary("ironlambda-emulator"));
+    cmd.arg("--function").arg(function).args(["--port", "0"]);
+    if let Some(dir) = extensions {
+        cmd.arg("--extensions-dir").arg(dir);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -58,7 +62,7 @@ async fn start_emulator(function: &Path) -> Result<Running, String> {
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let seen = Arc::new(Seen::default());
     let feed = seen.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             println!("    │ {}", line.replace('\t', "  "));
@@ -76,7 +80,12 @@ async fn start_emulator(function: &Path) -> Result<Running, String> {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| format!("cannot read the address in {listening:?}"))?;
-    Ok(Running { child, addr, seen })
+    Ok(Running {
+        child,
+        addr,
+        seen,
+        reader,
+    })
 }
 
 async fn invoke(run: &Running, function: &str, what: &str, payload: &str) -> Result<(), String> {
@@ -110,6 +119,8 @@ async fn stop(mut run: Running) -> Result<(), String> {
         .await
         .map_err(|_| "the emulator did not stop after SIGTERM".to_owned())?
         .map_err(|e| e.to_string())?;
+    // Print everything the emulator said before it exited.
+    let _ = tokio::time::timeout(WAIT, run.reader).await;
     if status.success() {
         Ok(())
     } else {
@@ -120,7 +131,7 @@ async fn stop(mut run: Running) -> Result<(), String> {
 async fn tour() -> Result<(), String> {
     println!("ironlambda tour: real functions, real processes, real HTTP on 127.0.0.1\n");
     println!("■ examples/src/bin/hello.rs on ironlambda-emulator");
-    let run = start_emulator(&binary("hello")).await?;
+    let run = start_emulator(&binary("hello"), None).await?;
     invoke(&run, "hello", "a success", r#"{"name":"Ada"}"#).await?;
     invoke(&run, "hello", "no name: the world is greeted", "{}").await?;
     invoke(
@@ -140,7 +151,7 @@ async fn tour() -> Result<(), String> {
     stop(run).await?;
 
     println!("\n■ examples/src/bin/order.rs: typed errors");
-    let run = start_emulator(&binary("order")).await?;
+    let run = start_emulator(&binary("order"), None).await?;
     invoke(
         &run,
         "order",
@@ -170,7 +181,40 @@ async fn tour() -> Result<(), String> {
     )
     .await?;
     stop(run).await?;
-    println!("\nDone: both emulators stopped on SIGTERM; no process left behind.");
+
+    println!(
+        "\n■ examples/src/bin/graceful.rs with the telemetry-summary extension (a layer's /opt/extensions)"
+    );
+    let dir = std::env::temp_dir().join(format!("ironlambda-tour-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::os::unix::fs::symlink(binary("telemetry-summary"), dir.join("telemetry-summary"))
+        .map_err(|e| e.to_string())?;
+    let run = start_emulator(&binary("graceful"), Some(&dir)).await?;
+    invoke(
+        &run,
+        "graceful",
+        "the extension sees INVOKE; the function buffers",
+        r#"{"item":"tea"}"#,
+    )
+    .await?;
+    invoke(
+        &run,
+        "graceful",
+        "telemetry summaries arrive through the Telemetry API",
+        r#"{"item":"scone"}"#,
+    )
+    .await?;
+    run.seen
+        .wait_for(|l| l.starts_with("[telemetry-summary] summary"))
+        .await
+        .ok_or("no telemetry summary arrived")?;
+    println!(
+        "\n  ▶ SIGTERM to the emulator: SIGTERM to the function (its hook flushes), SHUTDOWN to the extension"
+    );
+    stop(run).await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("\nDone: every emulator stopped on SIGTERM; no process left behind.");
     Ok(())
 }
 
