@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use ironlambda_api_client::telemetry::{
-    Buffering, Destination, TELEMETRY_SCHEMA_VERSIONS, TelemetryEvent, TelemetrySubscription,
-    TelemetryType,
+    Buffering, Destination, LOGS_SCHEMA_VERSIONS, SubscriptionApi, TELEMETRY_SCHEMA_VERSIONS,
+    TelemetryEvent, TelemetrySubscription, TelemetryType,
 };
 use ironlambda_api_client::{ApiError, Client, Error, ExtensionApi, ExtensionId};
 use tokio::net::TcpListener;
@@ -32,6 +32,7 @@ pub struct TelemetryConfig {
     types: Vec<TelemetryType>,
     buffering: Buffering,
     port: u16,
+    logs_api: bool,
 }
 
 impl Default for TelemetryConfig {
@@ -41,6 +42,7 @@ impl Default for TelemetryConfig {
             types: vec![TelemetryType::Platform, TelemetryType::Function],
             buffering: Buffering::default(),
             port: 0,
+            logs_api: false,
         }
     }
 }
@@ -61,6 +63,13 @@ impl TelemetryConfig {
     /// The listener's port (default 0: any free port).
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// Subscribe through the legacy Logs API (`2020-08-15`) instead of the Telemetry API.
+    /// Without it the Logs API is still used when a platform has no Telemetry API (404).
+    pub fn logs_api(mut self) -> Self {
+        self.logs_api = true;
         self
     }
 }
@@ -108,37 +117,89 @@ impl Telemetry {
             .port();
         tokio::spawn(serve(listener, self.handler));
 
+        let mut target = Target {
+            client,
+            api,
+            id,
+            port,
+            config: &self.config,
+        };
+        if !self.config.logs_api {
+            match target
+                .subscribe(SubscriptionApi::Telemetry, &TELEMETRY_SCHEMA_VERSIONS)
+                .await
+            {
+                Outcome::Subscribed => return Ok(()),
+                Outcome::Failed(e) => return Err(e),
+                // An older platform: the Logs API is all there is.
+                Outcome::NoSuchApi => {
+                    tracing::debug!("no Telemetry API; subscribing through the Logs API")
+                }
+            }
+        }
+        let newest_first: Vec<&str> = LOGS_SCHEMA_VERSIONS.iter().rev().copied().collect();
+        match target.subscribe(SubscriptionApi::Logs, &newest_first).await {
+            Outcome::Subscribed => Ok(()),
+            Outcome::Failed(e) => Err(e),
+            Outcome::NoSuchApi => Err(Error::new(
+                "Extension.TelemetrySubscriptionFailed",
+                "the platform has neither a Telemetry API nor a Logs API",
+            )),
+        }
+    }
+}
+
+enum Outcome {
+    Subscribed,
+    NoSuchApi,
+    Failed(Error),
+}
+
+struct Target<'a> {
+    client: &'a mut Client,
+    api: &'a ExtensionApi,
+    id: &'a ExtensionId,
+    port: u16,
+    config: &'a TelemetryConfig,
+}
+
+impl Target<'_> {
+    /// Tries each schema version in turn until one is accepted.
+    async fn subscribe(&mut self, which: SubscriptionApi, versions: &[&str]) -> Outcome {
         let mut first_refusal = None;
-        for version in TELEMETRY_SCHEMA_VERSIONS {
+        for version in versions {
             let subscription = TelemetrySubscription {
-                schema_version: version.to_owned(),
+                schema_version: (*version).to_owned(),
                 types: self.config.types.clone(),
                 buffering: self.config.buffering,
                 destination: Destination::Http {
-                    uri: format!("http://{SANDBOX_HOST}:{port}/"),
+                    uri: format!("http://{SANDBOX_HOST}:{}/", self.port),
                 },
             };
-            match client
-                .send(api.subscribe_telemetry(id, &subscription))
-                .await
-            {
+            let request = match which {
+                SubscriptionApi::Telemetry => self.api.subscribe_telemetry(self.id, &subscription),
+                SubscriptionApi::Logs => self.api.subscribe_logs(self.id, &subscription),
+            };
+            match self.client.send(request).await {
                 Ok(reply) if reply.status == StatusCode::ACCEPTED => {
-                    // RIE answers 202 "Telemetry.NotSupported": accepted, nothing will come.
+                    // RIE answers 202 "…NotSupported": accepted, but nothing will come.
                     tracing::warn!(
-                        "the platform accepted the telemetry subscription but does not deliver telemetry"
+                        "the platform accepted the subscription but does not deliver telemetry"
                     );
-                    return Ok(());
+                    return Outcome::Subscribed;
                 }
                 Ok(_) => {
-                    tracing::debug!(schema = version, port, "subscribed to telemetry");
-                    return Ok(());
+                    tracing::debug!(api = ?which, schema = version, "subscribed");
+                    return Outcome::Subscribed;
                 }
+                // A refused body: perhaps the schema version is too new; try an older one.
                 Err(e @ ApiError::BadRequest(_)) => {
                     first_refusal.get_or_insert(e);
                 }
+                Err(ApiError::NotFound(_)) => return Outcome::NoSuchApi,
                 Err(e) => {
-                    return Err(
-                        Error::from(e).with_error_type("Extension.TelemetrySubscriptionFailed")
+                    return Outcome::Failed(
+                        Error::from(e).with_error_type("Extension.TelemetrySubscriptionFailed"),
                     );
                 }
             }
@@ -147,7 +208,7 @@ impl Telemetry {
             || Error::new("Extension.TelemetrySubscriptionFailed", "refused"),
             Error::from,
         );
-        Err(e.with_error_type("Extension.TelemetrySubscriptionFailed"))
+        Outcome::Failed(e.with_error_type("Extension.TelemetrySubscriptionFailed"))
     }
 }
 

@@ -392,3 +392,59 @@ async fn extensions_api_refusals_match_production() {
     assert_eq!(invoke_task.await.unwrap().body, "1");
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn telemetry_and_logs_api_subscribers_get_platform_events_and_function_logs() {
+    for api in ["telemetry", "logs"] {
+        let dir = extensions_dir(&["test-extension"]);
+        let emu = emulator("test-function")
+            .extensions_dir(dir.path())
+            .env("EXT_SUBSCRIBE", api)
+            .start()
+            .await
+            .unwrap();
+        let r = emu
+            .invoke(r#"{"action":"echo","value":"logged"}"#)
+            .await
+            .unwrap();
+        let id = r.request_id().unwrap().to_owned();
+        for kind in ["platform.start", "platform.runtimeDone", "platform.report"] {
+            line(emu.logs(), &format!("[test-extension] got {kind} {id}")).await;
+        }
+        let log = line(emu.logs(), "[test-extension] got function").await;
+        assert!(
+            log.contains("echoing \\\"logged\\\"") && log.contains(&id),
+            "{api}: {log}"
+        );
+        emu.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_reasons_say_what_happened() {
+    let dir = extensions_dir(&["test-extension"]);
+    let emu = emulator("test-function")
+        .extensions_dir(dir.path())
+        .timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let r = emu
+        .invoke(r#"{"action":"sleep","ms":120000}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.json().unwrap()["errorType"], "Sandbox.Timedout");
+    line(emu.logs(), "[test-extension] SHUTDOWN timeout deadline=").await;
+
+    let r = emu.invoke(r#"{"action":"exit","code":2}"#).await.unwrap();
+    assert_eq!(r.json().unwrap()["errorType"], "Runtime.ExitError");
+    line(emu.logs(), "[test-extension] SHUTDOWN failure deadline=").await;
+
+    let r = emu
+        .invoke(r#"{"action":"echo","value":"again"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.json().unwrap(), json!({"echo": "again"}));
+    assert_eq!(init_count(&emu), 3);
+    emu.shutdown().await;
+}

@@ -1,15 +1,19 @@
 //! An external extension for the end-to-end tests. It prints what it receives:
 //! `INVOKE <id> deadline=<ms>`, `done <id>`, `SHUTDOWN <reason> deadline=<ms>`.
 //! With `EXT_WAIT_FOR=<path>` each INVOKE hook waits until that file exists; with
-//! `EXT_HANG=1` the INVOKE hook never returns.
+//! `EXT_HANG=1` the INVOKE hook never returns; with `EXT_SUBSCRIBE=telemetry|logs` it
+//! subscribes to platform events and function logs through that API and prints
+//! `got <type> <request id or log line>`.
 
 use std::time::Duration;
 
-use ironlambda_extension::{Error, Extension};
+use ironlambda_extension::{
+    Buffering, Error, Extension, TelemetryConfig, TelemetryRecord, TelemetryType,
+};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    Extension::new()
+    let mut extension = Extension::new()
         .on_invoke(|event| async move {
             println!("INVOKE {} deadline={}", event.request_id, event.deadline_ms);
             if std::env::var_os("EXT_HANG").is_some() {
@@ -33,7 +37,30 @@ async fn main() -> Result<(), Error> {
                 event.shutdown_reason, event.deadline_ms
             );
             Ok(())
-        })
-        .run()
-        .await
+        });
+    if let Ok(which) = std::env::var("EXT_SUBSCRIBE") {
+        let mut config = TelemetryConfig::default()
+            .types([TelemetryType::Platform, TelemetryType::Function])
+            .buffering(Buffering {
+                timeout_ms: Some(25),
+                ..Buffering::default()
+            });
+        if which == "logs" {
+            config = config.logs_api();
+        }
+        extension = extension.with_telemetry(config, |batch| async move {
+            for event in batch {
+                match event.parse() {
+                    TelemetryRecord::Start(r)
+                    | TelemetryRecord::RuntimeDone(r)
+                    | TelemetryRecord::Report(r, _) => {
+                        println!("got {} {}", event.kind, r.request_id)
+                    }
+                    TelemetryRecord::FunctionLog(line) => println!("got function {line}"),
+                    _ => println!("got {}", event.kind),
+                }
+            }
+        });
+    }
+    extension.run().await
 }
