@@ -28,6 +28,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Benchmarks against the reference runtime (not written yet: see the open benchmark issue).
+## Benchmarks: ironlambda vs the reference lambda_runtime (and a hand-written floor), side by
+## side in one run; writes BENCHMARKS.md.
 bench:
-	@echo "make bench: no benchmarks yet; the harness is tracked as its own issue."
+	$(CARGO) build --release -p ironlambda-benchmarks --bins --examples
+	./target/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md

@@ -1,0 +1,64 @@
+//! The floor: a std-only loop speaking HTTP/1.1 to the Runtime API by hand, echoing the
+//! event bytes back without parsing them. No real function should be written like this;
+//! it shows how close the runtimes get to what the machine allows.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+fn main() -> std::io::Result<()> {
+    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(std::io::Error::other)?;
+    let stream = TcpStream::connect(&api)?;
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let next = format!("GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {api}\r\n\r\n");
+    let mut line = String::new();
+    let mut body = Vec::new();
+    loop {
+        writer.write_all(next.as_bytes())?;
+        let (mut length, mut id) = (0usize, String::new());
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = l.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("lambda-runtime-aws-request-id") {
+                    id = value.trim().to_owned();
+                }
+            }
+        }
+        body.resize(length, 0);
+        reader.read_exact(&mut body)?;
+        let head = format!(
+            "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        );
+        writer.write_all(head.as_bytes())?;
+        writer.write_all(&body)?;
+        // Read (and ignore) the 202.
+        let mut reply_length = 0usize;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = l.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    reply_length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut sink = vec![0u8; reply_length];
+        reader.read_exact(&mut sink)?;
+    }
+}

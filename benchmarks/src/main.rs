@@ -1,0 +1,303 @@
+//! `make bench`: the same echo function on ironlambda and on the reference `lambda_runtime`,
+//! plus a hand-written floor, measured side by side in one run (interleaved A B A B …,
+//! medians of every run) against a fast mock Runtime API and through our emulator.
+//!
+//! Usage: `bench [--runs N] [--quick] [--examples DIR] [--out FILE]`
+
+mod emulator_rounds;
+mod measure;
+mod mock_api;
+mod report;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use bytes::Bytes;
+use measure::{Case, Sample};
+use report::{Row, Target};
+
+struct Options {
+    runs: usize,
+    quick: bool,
+    examples: PathBuf,
+    out: Option<PathBuf>,
+}
+
+fn options() -> Result<Options, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut o = Options {
+        runs: 5,
+        quick: false,
+        examples: exe.parent().map(|d| d.join("examples")).unwrap_or_default(),
+        out: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => {
+                o.runs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--runs takes a positive number")?
+            }
+            "--quick" => o.quick = true,
+            "--examples" => {
+                o.examples = args
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--examples takes a directory")?
+            }
+            "--out" => o.out = Some(args.next().map(PathBuf::from).ok_or("--out takes a file")?),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: bench [--runs N] [--quick] [--examples DIR] [--out FILE]"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// A JSON event of about `bytes` bytes.
+fn event_of(bytes: usize) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"data":"{}"}}"#,
+        "x".repeat(bytes.saturating_sub(11))
+    ))
+}
+
+fn cases(quick: bool) -> Vec<Case> {
+    let n = |full: usize| if quick { (full / 50).max(2) } else { full };
+    vec![
+        Case {
+            name: "tiny event",
+            event: Bytes::from_static(br#"{"n":1}"#),
+            invocations: n(20_000),
+            expect_errors: false,
+        },
+        Case {
+            name: "1 MB event",
+            event: event_of(1 << 20),
+            invocations: n(200),
+            expect_errors: false,
+        },
+        Case {
+            name: "5 MB event",
+            event: event_of(5 << 20),
+            invocations: n(50),
+            expect_errors: false,
+        },
+        Case {
+            name: "handler error",
+            event: Bytes::from_static(br#"{"fail":"error"}"#),
+            invocations: n(5_000),
+            expect_errors: true,
+        },
+        Case {
+            name: "handler panic",
+            event: Bytes::from_static(br#"{"fail":"panic"}"#),
+            invocations: n(5_000),
+            expect_errors: true,
+        },
+    ]
+}
+
+/// The subjects, in the order each run interleaves them.
+const OURS: usize = 0;
+const REFERENCE: usize = 1;
+const FLOOR: usize = 2;
+const SUBJECTS: [&str; 3] = ["echo_ironlambda", "echo_reference", "echo_floor"];
+
+fn metric_rows(case: &str, samples: &[Vec<Sample>; 3], floor_applies: bool) -> Vec<Row> {
+    let pick = |s: usize, f: fn(&Sample) -> f64| samples[s].iter().map(f).collect::<Vec<_>>();
+    let metrics: [(&'static str, fn(&Sample) -> f64); 6] = [
+        ("invocations/s", |s| s.invocations_per_s),
+        ("latency p50 µs", |s| s.p50_us),
+        ("latency p99 µs", |s| s.p99_us),
+        ("CPU µs/invocation", |s| s.cpu_us),
+        ("user CPU µs/invocation", |s| s.user_us),
+        ("peak RSS KiB", |s| s.peak_rss_kb),
+    ];
+    metrics
+        .iter()
+        .map(|(name, f)| {
+            let floor = pick(FLOOR, *f);
+            Row::new(
+                case,
+                name,
+                &pick(OURS, *f),
+                &pick(REFERENCE, *f),
+                (floor_applies && !floor.is_empty()).then_some(&floor[..]),
+            )
+        })
+        .collect()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+async fn bench(o: &Options) -> Result<String, String> {
+    let path = |name: &str| -> Result<PathBuf, String> {
+        let p = o.examples.join(name);
+        p.is_file().then_some(p.clone()).ok_or_else(|| {
+            format!("{} is missing: build with `cargo build --release -p ironlambda-benchmarks --examples`", p.display())
+        })
+    };
+    let bins: Vec<PathBuf> = SUBJECTS.iter().map(|n| path(n)).collect::<Result<_, _>>()?;
+    let runs = if o.quick { 1 } else { o.runs };
+    let mut rows = Vec::new();
+
+    for case in cases(o.quick) {
+        let mut samples: [Vec<Sample>; 3] = Default::default();
+        for run in 0..runs {
+            // Interleave the subjects, and alternate who goes first, so drift hits all alike.
+            let order: Vec<usize> = if run % 2 == 0 {
+                vec![OURS, REFERENCE, FLOOR]
+            } else {
+                vec![REFERENCE, OURS, FLOOR]
+            };
+            for s in order {
+                if s == FLOOR && case.expect_errors {
+                    continue;
+                }
+                samples[s].push(measure::run_case(&bins[s], &case).await?);
+            }
+        }
+        eprintln!("bench: {} done", case.name);
+        rows.extend(metric_rows(case.name, &samples, !case.expect_errors));
+    }
+
+    let spawns = if o.quick { 2 } else { 20 };
+    let mut cold: [Vec<f64>; 3] = Default::default();
+    for _ in 0..spawns {
+        for (s, bin) in bins.iter().enumerate() {
+            cold[s].push(measure::cold_start(bin).await?);
+        }
+    }
+    rows.push(Row::new(
+        "cold start",
+        "spawn → first /next µs",
+        &cold[OURS],
+        &cold[REFERENCE],
+        Some(&cold[FLOOR]),
+    ));
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len() as f64 / 1024.0)
+            .unwrap_or(f64::NAN)
+    };
+    rows.push(Row::new(
+        "binary",
+        "stripped size KiB",
+        &[size(&bins[OURS])],
+        &[size(&bins[REFERENCE])],
+        Some(&[size(&bins[FLOOR])]),
+    ));
+    eprintln!("bench: cold start and sizes done");
+
+    let (clients, per_client) = if o.quick { (8, 5) } else { (8, 500) };
+    let sequential = if o.quick { 20 } else { 4_000 };
+    let tiny = Bytes::from_static(br#"{"n":1}"#);
+    let mut seq: [Vec<Sample>; 3] = Default::default();
+    let mut conc: [Vec<Sample>; 3] = Default::default();
+    for _ in 0..runs {
+        for s in [OURS, REFERENCE, FLOOR] {
+            seq[s].push(emulator_rounds::round_trips(&bins[s], 1, sequential, tiny.clone()).await?);
+            conc[s].push(
+                emulator_rounds::round_trips(&bins[s], clients, per_client, tiny.clone()).await?,
+            );
+        }
+    }
+    for (name, samples) in [("emulator, 1 caller", &seq), ("emulator, 8 callers", &conc)] {
+        rows.extend(metric_rows(name, samples, true).into_iter().take(3));
+    }
+    eprintln!("bench: emulator done");
+
+    let goals = [
+        Target {
+            case: "tiny event",
+            metric: "CPU µs/invocation",
+            limit: 0.5,
+            higher_is_better: false,
+        },
+        Target {
+            case: "tiny event",
+            metric: "invocations/s",
+            limit: 1.5,
+            higher_is_better: true,
+        },
+        Target {
+            case: "cold start",
+            metric: "spawn → first /next µs",
+            limit: 1.0,
+            higher_is_better: false,
+        },
+        Target {
+            case: "binary",
+            metric: "stripped size KiB",
+            limit: 0.7,
+            higher_is_better: false,
+        },
+        Target {
+            case: "tiny event",
+            metric: "peak RSS KiB",
+            limit: 0.85,
+            higher_is_better: false,
+        },
+    ];
+    let mut doc = String::new();
+    doc.push_str("# Benchmarks\n\nGenerated by `make bench` (the `bench` binary in `benchmarks/`); numbers in the docs come from here only.\n\n");
+    doc.push_str(&format!("- Machine: {}\n", machine()));
+    doc.push_str(&format!(
+        "- Runs: {runs} per figure, subjects interleaved (ironlambda, reference, floor; the first two alternate who goes first); medians shown; {spawns} spawns for cold start.\n"
+    ));
+    doc.push_str("- Subjects: `benchmarks/examples/echo_ironlambda.rs`, `echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON), all built with the workspace release profile, on a current-thread tokio runtime.\n");
+    doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs on the other core.\n");
+    doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n\n");
+    doc.push_str("## Results\n\n");
+    doc.push_str(&report::table(&rows));
+    doc.push_str("\n## Targets\n\n");
+    doc.push_str(&report::targets(&rows, &goals));
+    Ok(doc)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match bench(&o).await {
+        Ok(doc) => {
+            println!("{doc}");
+            if let Some(out) = &o.out {
+                if let Err(e) = std::fs::write(out, &doc) {
+                    eprintln!("bench: cannot write {}: {e}", out.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

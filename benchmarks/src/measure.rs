@@ -1,0 +1,148 @@
+//! Running one function binary against the mock Runtime API and measuring it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::mock_api::MockApi;
+use crate::stats::percentile;
+
+/// The most any single run may take before the benchmark gives up on it.
+const RUN_LIMIT: Duration = Duration::from_secs(300);
+
+/// What one run of a case measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub invocations_per_s: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    /// The function's user+system CPU time per invocation (from its rusage).
+    pub cpu_us: f64,
+    /// The user-space part of `cpu_us`: the runtime's own work, without the kernel's.
+    pub user_us: f64,
+    pub peak_rss_kb: f64,
+}
+
+/// A benchmark case: an event and how many times to serve it.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub name: &'static str,
+    pub event: Bytes,
+    pub invocations: usize,
+    /// Whether every answer is expected on `/error` rather than `/response`.
+    pub expect_errors: bool,
+}
+
+/// CPU time (from `wait4`) and peak RSS of a finished child.
+struct Usage {
+    cpu: Duration,
+    user: Duration,
+    peak_rss_kb: u64,
+}
+
+/// `VmHWM` of a live process: the peak RSS of its own address space. (`ru_maxrss` from
+/// `wait4` is no use here: Linux folds the parent's high-water mark into it at exec.)
+fn peak_rss_kb(pid: libc::pid_t) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn spawn(binary: &Path, api: std::net::SocketAddr) -> std::io::Result<std::process::Child> {
+    Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "echo")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/echo")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[$LATEST]bench")
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+/// SIGKILLs our child and reaps it with `wait4` to read its resource usage.
+fn kill_and_reap(child: std::process::Child) -> std::io::Result<Usage> {
+    let pid = child.id() as libc::pid_t;
+    let peak_rss_kb = peak_rss_kb(pid);
+    // The std handle neither kills nor waits on drop; from here the pid is reaped only below.
+    drop(child);
+    // SAFETY: plain FFI calls on our own, not yet reaped, child; `usage` is a valid out-pointer.
+    let usage = unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::wait4(pid, &mut status, 0, &mut usage) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Usage {
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        user: tv(usage.ru_utime),
+        peak_rss_kb,
+    })
+}
+
+/// Serves `case` to a fresh process of `binary` and measures the run.
+pub async fn run_case(binary: &Path, case: &Case) -> Result<Sample, String> {
+    let api = MockApi::start(case.event.clone(), case.invocations)
+        .await
+        .map_err(|e| e.to_string())?;
+    let child = spawn(binary, api.addr()).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let finished = tokio::time::timeout(RUN_LIMIT, api.finished()).await;
+    let usage = kill_and_reap(child).map_err(|e| e.to_string())?;
+    let rec = api.stop();
+    finished.map_err(|_| {
+        format!(
+            "{} did not finish {} within {RUN_LIMIT:?}",
+            binary.display(),
+            case.name
+        )
+    })?;
+    if case.expect_errors && rec.errors != case.invocations {
+        return Err(format!(
+            "{}: expected every answer on /error, got {}",
+            case.name, rec.errors
+        ));
+    }
+    let (Some(first), Some(last)) = (rec.first_served, rec.last_answered) else {
+        return Err("nothing was served".into());
+    };
+    let mut latencies = rec.latencies;
+    latencies.sort_unstable();
+    Ok(Sample {
+        invocations_per_s: case.invocations as f64 / (last - first).as_secs_f64(),
+        p50_us: percentile(&latencies, 0.50).as_secs_f64() * 1e6,
+        p99_us: percentile(&latencies, 0.99).as_secs_f64() * 1e6,
+        cpu_us: usage.cpu.as_secs_f64() * 1e6 / case.invocations as f64,
+        user_us: usage.user.as_secs_f64() * 1e6 / case.invocations as f64,
+        peak_rss_kb: usage.peak_rss_kb as f64,
+    })
+}
+
+/// Process spawn → first `/next`, in microseconds.
+pub async fn cold_start(binary: &Path) -> Result<f64, String> {
+    let api = MockApi::start(Bytes::new(), 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    let spawned = Instant::now();
+    let child = spawn(binary, api.addr()).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let arrived = tokio::time::timeout(Duration::from_secs(30), api.first_next()).await;
+    let _ = kill_and_reap(child);
+    let rec = api.stop();
+    arrived.map_err(|_| format!("{} never called /next", binary.display()))?;
+    let first = rec.first_next.ok_or("no /next recorded")?;
+    Ok((first - spawned).as_secs_f64() * 1e6)
+}
