@@ -110,9 +110,12 @@ const REFERENCE: usize = 1;
 const FLOOR: usize = 2;
 const SUBJECTS: [&str; 3] = ["echo_ironlambda", "echo_reference", "echo_floor"];
 
+/// A figure's name and how to read it from a sample.
+type Metric = (&'static str, fn(&Sample) -> f64);
+
 fn metric_rows(case: &str, samples: &[Vec<Sample>; 3], floor_applies: bool) -> Vec<Row> {
     let pick = |s: usize, f: fn(&Sample) -> f64| samples[s].iter().map(f).collect::<Vec<_>>();
-    let metrics: [(&'static str, fn(&Sample) -> f64); 6] = [
+    let metrics: [Metric; 6] = [
         ("invocations/s", |s| s.invocations_per_s),
         ("latency p50 µs", |s| s.p50_us),
         ("latency p99 µs", |s| s.p99_us),
