@@ -6,6 +6,7 @@
 //! `/next` long-poll may legitimately block for as long as the sandbox is frozen
 //! (protocol.md §0).
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -35,11 +36,52 @@ pub struct ApiResponse {
     pub body: Bytes,
 }
 
+type Driver = Pin<Box<hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Body>>>;
+
+/// One open HTTP/1.1 connection: the request half and the connection future, which is
+/// polled inside the caller's own task while a request is in flight. (A spawned connection
+/// task would cost a cross-task wake-up and a scheduler pass for every reply.)
+struct Connection {
+    sender: SendRequest<Body>,
+    driver: Driver,
+    /// The connection future has completed; it must not be polled again.
+    ended: bool,
+}
+
+impl Connection {
+    fn usable(&self) -> bool {
+        !self.ended && !self.sender.is_closed()
+    }
+}
+
+/// Runs `op` while driving the connection future.
+async fn drive<F: std::future::Future>(driver: &mut Driver, ended: &mut bool, op: F) -> F::Output {
+    tokio::pin!(op);
+    loop {
+        if *ended {
+            return op.await;
+        }
+        tokio::select! {
+            biased;
+            out = &mut op => return out,
+            _ = driver.as_mut() => *ended = true,
+        }
+    }
+}
+
 /// A keep-alive connection to one Lambda API endpoint.
-#[derive(Debug)]
 pub struct Client {
     authority: String,
-    sender: Option<SendRequest<Body>>,
+    connection: Option<Connection>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("authority", &self.authority)
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
 }
 
 fn transport(
@@ -57,25 +99,24 @@ impl Client {
     pub fn new(endpoint: &Endpoint) -> Self {
         Client {
             authority: endpoint.authority().to_owned(),
-            sender: None,
+            connection: None,
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, ApiError> {
+    async fn connect(&self) -> Result<Connection, ApiError> {
         let stream = TcpStream::connect(self.authority.as_str())
             .await
             .map_err(|e| transport("connecting to the Lambda API", e))?;
         // Requests are small and latency matters more than packet count.
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| transport("starting HTTP/1.1", e))?;
-        tokio::spawn(async move {
-            // The connection ends when the server closes it or the client is dropped;
-            // the next request notices and reconnects.
-            let _ = conn.await;
-        });
-        Ok(sender)
+        Ok(Connection {
+            sender,
+            driver: Box::pin(driver),
+            ended: false,
+        })
     }
 
     /// Sends `req` and reads the whole reply. A non-2xx status becomes a typed [`ApiError`].
@@ -86,49 +127,53 @@ impl Client {
     pub async fn send(&mut self, req: Request<Body>) -> Result<ApiResponse, ApiError> {
         let mut req = req;
         let mut fresh = false;
-        let response = loop {
-            let mut sender = match self.sender.take() {
-                Some(s) if !s.is_closed() => s,
+        loop {
+            let mut conn = match self.connection.take() {
+                Some(c) if c.usable() => c,
                 _ => {
                     fresh = true;
                     self.connect().await?
                 }
             };
-            if sender.ready().await.is_err() {
+            let Connection {
+                sender,
+                driver,
+                ended,
+            } = &mut conn;
+            if drive(driver, ended, sender.ready()).await.is_err() {
                 if fresh {
                     return Err(transport("Lambda API connection closed", "not ready"));
                 }
                 continue;
             }
-            match sender.try_send_request(req).await {
+            let attempt = drive(driver, ended, sender.try_send_request(req)).await;
+            match attempt {
                 Ok(resp) => {
-                    self.sender = Some(sender);
-                    break resp;
+                    let (parts, body) = resp.into_parts();
+                    let body = drive(&mut conn.driver, &mut conn.ended, body.collect())
+                        .await
+                        .map_err(|e| transport("reading the Lambda API reply", e))?
+                        .to_bytes();
+                    self.connection = Some(conn);
+                    return if parts.status.is_success() {
+                        Ok(ApiResponse {
+                            status: parts.status,
+                            headers: parts.headers,
+                            body,
+                        })
+                    } else {
+                        Err(ApiError::from_status(parts.status, &body))
+                    };
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if !fresh => {
                         req = unsent;
                         fresh = true;
-                        self.sender = Some(self.connect().await?);
+                        self.connection = Some(self.connect().await?);
                     }
                     _ => return Err(transport("sending to the Lambda API", e.into_error())),
                 },
             }
-        };
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| transport("reading the Lambda API reply", e))?
-            .to_bytes();
-        if parts.status.is_success() {
-            Ok(ApiResponse {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
-        } else {
-            Err(ApiError::from_status(parts.status, &body))
         }
     }
 }

@@ -84,12 +84,17 @@ pub fn sanitize_error_type(error_type: &str) -> HeaderValue {
 #[derive(Clone, Debug)]
 pub struct RuntimeApi {
     endpoint: Endpoint,
+    /// `/next` is sent for every invocation; its request is built once and cloned.
+    next: Request<()>,
 }
 
 impl RuntimeApi {
     /// Request builder for `endpoint`.
     pub fn new(endpoint: Endpoint) -> Self {
-        RuntimeApi { endpoint }
+        let next = endpoint
+            .request(Method::GET, NEXT_PATH, Bytes::new())
+            .map(|_| ());
+        RuntimeApi { endpoint, next }
     }
 
     /// The endpoint these requests go to.
@@ -99,7 +104,11 @@ impl RuntimeApi {
 
     /// `GET /runtime/invocation/next`.
     pub fn next(&self) -> Request<Body> {
-        self.endpoint.request(Method::GET, NEXT_PATH, Bytes::new())
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.method_mut() = Method::GET;
+        *req.uri_mut() = self.next.uri().clone();
+        *req.headers_mut() = self.next.headers().clone();
+        req
     }
 
     /// `POST /runtime/invocation/{id}/response` with a buffered body.
@@ -170,24 +179,27 @@ pub struct NextHeaders {
 }
 
 impl NextHeaders {
-    /// Reads the invocation headers of a `/next` reply.
+    /// Reads the invocation headers of a `/next` reply, in one pass over the headers
+    /// (no per-name hashing: this runs on every invocation).
     pub fn from_headers(h: &HeaderMap) -> Self {
-        let text = |name: &str| {
-            h.get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-        };
-        NextHeaders {
-            request_id: text(headers::REQUEST_ID).unwrap_or_default(),
-            deadline_ms: text(headers::DEADLINE_MS).and_then(|v| v.parse().ok()),
-            invoked_function_arn: text(headers::INVOKED_FUNCTION_ARN).unwrap_or_default(),
-            trace_id: text(headers::TRACE_ID),
-            client_context: text(headers::CLIENT_CONTEXT),
-            cognito_identity: text(headers::COGNITO_IDENTITY),
-            tenant_id: text(headers::TENANT_ID),
+        let mut out = NextHeaders::default();
+        for (name, value) in h {
+            let Some(text) = value.to_str().ok().map(str::trim).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            // `HeaderName`s are stored lower-case, so these comparisons are exact.
+            match name.as_str() {
+                headers::REQUEST_ID => out.request_id = text.to_owned(),
+                headers::DEADLINE_MS => out.deadline_ms = text.parse().ok(),
+                headers::INVOKED_FUNCTION_ARN => out.invoked_function_arn = text.to_owned(),
+                headers::TRACE_ID => out.trace_id = Some(text.to_owned()),
+                headers::CLIENT_CONTEXT => out.client_context = Some(text.to_owned()),
+                headers::COGNITO_IDENTITY => out.cognito_identity = Some(text.to_owned()),
+                headers::TENANT_ID => out.tenant_id = Some(text.to_owned()),
+                _ => {}
+            }
         }
+        out
     }
 }
 

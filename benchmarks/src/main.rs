@@ -3,6 +3,8 @@
 //! medians of every run) against a fast mock Runtime API and through our emulator.
 //!
 //! Usage: `bench [--runs N] [--quick] [--examples DIR] [--out FILE]`
+//!        `bench --profile CASE -- WRAPPER…` runs only CASE (e.g. `tiny`) once per subject
+//!        under WRAPPER (e.g. `valgrind --tool=callgrind`) and prints no table.
 
 mod emulator_rounds;
 mod measure;
@@ -18,6 +20,8 @@ use measure::{Case, Sample};
 use report::{Row, Target};
 
 struct Options {
+    /// Profile one case under a wrapper command instead of benchmarking.
+    profile: Option<(String, measure::Launcher)>,
     runs: usize,
     quick: bool,
     examples: PathBuf,
@@ -27,6 +31,7 @@ struct Options {
 fn options() -> Result<Options, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut o = Options {
+        profile: None,
         runs: 5,
         quick: false,
         examples: exe.parent().map(|d| d.join("examples")).unwrap_or_default(),
@@ -50,6 +55,19 @@ fn options() -> Result<Options, String> {
                     .ok_or("--examples takes a directory")?
             }
             "--out" => o.out = Some(args.next().map(PathBuf::from).ok_or("--out takes a file")?),
+            "--profile" => {
+                let case = args.next().ok_or("--profile takes a case name")?;
+                if args.next().as_deref() != Some("--") {
+                    return Err(
+                        "--profile CASE must be followed by -- and a wrapper command".into(),
+                    );
+                }
+                let wrapper: Vec<String> = args.by_ref().collect();
+                if wrapper.is_empty() {
+                    return Err("--profile needs a wrapper command after --".into());
+                }
+                o.profile = Some((case, measure::Launcher { wrapper }));
+            }
             other => {
                 return Err(format!(
                     "unknown argument {other:?}; usage: bench [--runs N] [--quick] [--examples DIR] [--out FILE]"
@@ -161,6 +179,25 @@ async fn bench(o: &Options) -> Result<String, String> {
         })
     };
     let bins: Vec<PathBuf> = SUBJECTS.iter().map(|n| path(n)).collect::<Result<_, _>>()?;
+    if let Some((name, launcher)) = &o.profile {
+        let case = cases(false)
+            .into_iter()
+            .find(|c| c.name.starts_with(name.as_str()))
+            .ok_or_else(|| format!("no case named {name:?}"))?;
+        let case = Case {
+            invocations: case.invocations.min(5_000),
+            ..case
+        };
+        for (subject, bin) in SUBJECTS.iter().zip(&bins) {
+            measure::run_case(launcher, bin, &case).await?;
+            eprintln!(
+                "bench: profiled {subject} on {} ({} invocations)",
+                case.name, case.invocations
+            );
+        }
+        return Ok(String::new());
+    }
+    let launcher = measure::Launcher::default();
     let runs = if o.quick { 1 } else { o.runs };
     let mut rows = Vec::new();
 
@@ -177,7 +214,7 @@ async fn bench(o: &Options) -> Result<String, String> {
                 if s == FLOOR && case.expect_errors {
                     continue;
                 }
-                samples[s].push(measure::run_case(&bins[s], &case).await?);
+                samples[s].push(measure::run_case(&launcher, &bins[s], &case).await?);
             }
         }
         eprintln!("bench: {} done", case.name);

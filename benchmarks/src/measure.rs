@@ -55,9 +55,36 @@ fn peak_rss_kb(pid: libc::pid_t) -> u64 {
         .unwrap_or(0)
 }
 
-fn spawn(binary: &Path, api: std::net::SocketAddr) -> std::io::Result<std::process::Child> {
-    Command::new(binary)
+/// How subjects are started: directly, or under a profiler command (`valgrind …`), in
+/// which case each run ends by closing the API so the subject exits and the profiler can
+/// write its report, instead of by SIGKILL.
+#[derive(Debug, Clone, Default)]
+pub struct Launcher {
+    pub wrapper: Vec<String>,
+}
+
+impl Launcher {
+    fn command(&self, binary: &Path) -> Command {
+        match self.wrapper.split_first() {
+            None => Command::new(binary),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+        }
+    }
+}
+
+fn spawn(
+    launcher: &Launcher,
+    binary: &Path,
+    api: std::net::SocketAddr,
+) -> std::io::Result<std::process::Child> {
+    launcher
+        .command(binary)
         .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "echo")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -96,12 +123,23 @@ fn kill_and_reap(child: std::process::Child) -> std::io::Result<Usage> {
 }
 
 /// Serves `case` to a fresh process of `binary` and measures the run.
-pub async fn run_case(binary: &Path, case: &Case) -> Result<Sample, String> {
+pub async fn run_case(launcher: &Launcher, binary: &Path, case: &Case) -> Result<Sample, String> {
     let api = MockApi::start(case.event.clone(), case.invocations)
         .await
         .map_err(|e| e.to_string())?;
-    let child = spawn(binary, api.addr()).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let mut child =
+        spawn(launcher, binary, api.addr()).map_err(|e| format!("{}: {e}", binary.display()))?;
     let finished = tokio::time::timeout(RUN_LIMIT, api.finished()).await;
+    if !launcher.wrapper.is_empty() {
+        // Closing the API makes the subject give up and exit; the profiler then reports.
+        let rec = api.stop();
+        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        finished.map_err(|_| "the profiled run did not finish".to_owned())?;
+        return Ok(Sample {
+            invocations_per_s: rec.latencies.len() as f64,
+            ..Sample::default()
+        });
+    }
     let usage = kill_and_reap(child).map_err(|e| e.to_string())?;
     let rec = api.stop();
     finished.map_err(|_| {
@@ -138,7 +176,8 @@ pub async fn cold_start(binary: &Path) -> Result<f64, String> {
         .await
         .map_err(|e| e.to_string())?;
     let spawned = Instant::now();
-    let child = spawn(binary, api.addr()).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let child = spawn(&Launcher::default(), binary, api.addr())
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
     let arrived = tokio::time::timeout(Duration::from_secs(30), api.first_next()).await;
     let _ = kill_and_reap(child);
     let rec = api.stop();

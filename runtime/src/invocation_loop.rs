@@ -50,7 +50,7 @@ impl<H: Handler> InvocationLoop<H> {
             }
             let ctx = Context::from_next(headers, self.config.clone());
             self.trace_env.update(ctx.xray_trace_id.as_deref());
-            let span = tracing::info_span!("invocation", requestId = %ctx.request_id);
+            let span = tracing::info_span!("invocation", requestId = ctx.request_id.as_str());
             let request_id = ctx.request_id.clone();
             let outcome = self.invoke(next.body, ctx).instrument(span.clone()).await;
             self.report(&request_id, outcome).instrument(span).await;
