@@ -33,3 +33,4 @@ lint:
 bench:
 	$(CARGO) build --release -p ironlambda-benchmarks --bins --examples
 	./target/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md
+	benchmarks/release-profiles.sh >> BENCHMARKS.md

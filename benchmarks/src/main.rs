@@ -2,7 +2,7 @@
 //! plus a hand-written floor, measured side by side in one run (interleaved A B A B …,
 //! medians of every run) against a fast mock Runtime API and through our emulator.
 //!
-//! Usage: `bench [--runs N] [--quick] [--examples DIR] [--out FILE]`
+//! Usage: `bench [--runs N] [--quick] [--only CASE] [--examples DIR] [--out FILE]`
 //!        `bench --profile CASE -- WRAPPER…` runs only CASE (e.g. `tiny`) once per subject
 //!        under WRAPPER (e.g. `valgrind --tool=callgrind`) and prints no table.
 
@@ -20,6 +20,8 @@ use measure::{Case, Sample};
 use report::{Row, Target};
 
 struct Options {
+    /// Benchmark only the cases whose name starts with this.
+    only: Option<String>,
     /// Profile one case under a wrapper command instead of benchmarking.
     profile: Option<(String, measure::Launcher)>,
     runs: usize,
@@ -31,6 +33,7 @@ struct Options {
 fn options() -> Result<Options, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut o = Options {
+        only: None,
         profile: None,
         runs: 5,
         quick: false,
@@ -48,6 +51,7 @@ fn options() -> Result<Options, String> {
                     .ok_or("--runs takes a positive number")?
             }
             "--quick" => o.quick = true,
+            "--only" => o.only = Some(args.next().ok_or("--only takes a case name")?),
             "--examples" => {
                 o.examples = args
                     .next()
@@ -70,7 +74,7 @@ fn options() -> Result<Options, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other:?}; usage: bench [--runs N] [--quick] [--examples DIR] [--out FILE]"
+                    "unknown argument {other:?}; usage: bench [--runs N] [--quick] [--only CASE] [--examples DIR] [--out FILE]"
                 ));
             }
         }
@@ -201,7 +205,8 @@ async fn bench(o: &Options) -> Result<String, String> {
     let runs = if o.quick { 1 } else { o.runs };
     let mut rows = Vec::new();
 
-    for case in cases(o.quick) {
+    let selected = |name: &str| o.only.as_deref().is_none_or(|only| name.starts_with(only));
+    for case in cases(o.quick).into_iter().filter(|c| selected(c.name)) {
         let mut samples: [Vec<Sample>; 3] = Default::default();
         for run in 0..runs {
             // Interleave the subjects, and alternate who goes first, so drift hits all alike.
@@ -222,48 +227,55 @@ async fn bench(o: &Options) -> Result<String, String> {
     }
 
     let spawns = if o.quick { 2 } else { 20 };
-    let mut cold: [Vec<f64>; 3] = Default::default();
-    for _ in 0..spawns {
-        for (s, bin) in bins.iter().enumerate() {
-            cold[s].push(measure::cold_start(bin).await?);
+    if selected("cold start") {
+        let mut cold: [Vec<f64>; 3] = Default::default();
+        for _ in 0..spawns {
+            for (s, bin) in bins.iter().enumerate() {
+                cold[s].push(measure::cold_start(bin).await?);
+            }
         }
+        rows.push(Row::new(
+            "cold start",
+            "spawn → first /next µs",
+            &cold[OURS],
+            &cold[REFERENCE],
+            Some(&cold[FLOOR]),
+        ));
+        let size = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| m.len() as f64 / 1024.0)
+                .unwrap_or(f64::NAN)
+        };
+        rows.push(Row::new(
+            "binary",
+            "stripped size KiB",
+            &[size(&bins[OURS])],
+            &[size(&bins[REFERENCE])],
+            Some(&[size(&bins[FLOOR])]),
+        ));
     }
-    rows.push(Row::new(
-        "cold start",
-        "spawn → first /next µs",
-        &cold[OURS],
-        &cold[REFERENCE],
-        Some(&cold[FLOOR]),
-    ));
-    let size = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.len() as f64 / 1024.0)
-            .unwrap_or(f64::NAN)
-    };
-    rows.push(Row::new(
-        "binary",
-        "stripped size KiB",
-        &[size(&bins[OURS])],
-        &[size(&bins[REFERENCE])],
-        Some(&[size(&bins[FLOOR])]),
-    ));
     eprintln!("bench: cold start and sizes done");
 
-    let (clients, per_client) = if o.quick { (8, 5) } else { (8, 500) };
-    let sequential = if o.quick { 20 } else { 4_000 };
-    let tiny = Bytes::from_static(br#"{"n":1}"#);
-    let mut seq: [Vec<Sample>; 3] = Default::default();
-    let mut conc: [Vec<Sample>; 3] = Default::default();
-    for _ in 0..runs {
-        for s in [OURS, REFERENCE, FLOOR] {
-            seq[s].push(emulator_rounds::round_trips(&bins[s], 1, sequential, tiny.clone()).await?);
-            conc[s].push(
-                emulator_rounds::round_trips(&bins[s], clients, per_client, tiny.clone()).await?,
-            );
+    if selected("emulator") {
+        let (clients, per_client) = if o.quick { (8, 5) } else { (8, 500) };
+        let sequential = if o.quick { 20 } else { 4_000 };
+        let tiny = Bytes::from_static(br#"{"n":1}"#);
+        let mut seq: [Vec<Sample>; 3] = Default::default();
+        let mut conc: [Vec<Sample>; 3] = Default::default();
+        for _ in 0..runs {
+            for s in [OURS, REFERENCE, FLOOR] {
+                seq[s].push(
+                    emulator_rounds::round_trips(&bins[s], 1, sequential, tiny.clone()).await?,
+                );
+                conc[s].push(
+                    emulator_rounds::round_trips(&bins[s], clients, per_client, tiny.clone())
+                        .await?,
+                );
+            }
         }
-    }
-    for (name, samples) in [("emulator, 1 caller", &seq), ("emulator, 8 callers", &conc)] {
-        rows.extend(metric_rows(name, samples, true).into_iter().take(3));
+        for (name, samples) in [("emulator, 1 caller", &seq), ("emulator, 8 callers", &conc)] {
+            rows.extend(metric_rows(name, samples, true).into_iter().take(3));
+        }
     }
     eprintln!("bench: emulator done");
 

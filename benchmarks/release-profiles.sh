@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Appends to stdout a Markdown section measuring the release profile: the echo function on
+# ironlambda built with several profiles, its stripped size, and the instructions it runs
+# per tiny invocation (callgrind, through `bench --profile`: repeatable on a noisy machine).
+# Used by `make bench`; needs valgrind and the release `bench` binary and examples.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v valgrind >/dev/null 2>&1; then
+  echo; echo "(release-profile section skipped: valgrind is not installed)"; exit 0
+fi
+echo
+echo "## Release profile"
+echo
+echo "The echo function on ironlambda, built with each profile (stripped); instructions per"
+echo "tiny invocation from callgrind over 5,000 invocations (\`bench --profile tiny\`)."
+echo
+echo "| profile | stripped size (bytes) | instructions / invocation |"
+echo "|---|---:|---:|"
+variant() {
+  local label=$1; shift
+  local dir="target/profile-variants/$(echo "$label" | tr -c 'a-z0-9' '-')"
+  env "$@" CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$dir" \
+    cargo build -q --release -p ironlambda-benchmarks --example echo_ironlambda >&2
+  mkdir -p "$dir/cmp"
+  cp "$dir/release/examples/echo_ironlambda" "$dir/cmp/"
+  ln -sf "$PWD/target/release/examples/echo_reference" "$dir/cmp/"
+  ln -sf "$PWD/target/release/examples/echo_floor" "$dir/cmp/"
+  local out; out=$(mktemp -d)
+  ./target/release/bench --examples "$dir/cmp" --profile tiny -- \
+    valgrind --tool=callgrind --callgrind-out-file="$out/cg-%p.out" >/dev/null 2>&1
+  local file; file=$(grep -l echo_ironlambda "$out"/cg-*.out | head -1)
+  local ir; ir=$(grep -m1 '^summary:' "$file" | awk '{print $2}')
+  echo "| $label | $(stat -c %s "$dir/cmp/echo_ironlambda") | $((ir / 5000)) |"
+  rm -rf "$out"
+}
+variant "cargo's default release (opt-level 3, codegen-units 16, thin local LTO)" \
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+variant "recommended: opt-level 3, lto = \"fat\", codegen-units 1, panic = \"unwind\"" \
+  CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+variant "recommended with opt-level \"s\"" \
+  CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_OPT_LEVEL=s
+variant "recommended with opt-level \"z\"" \
+  CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_OPT_LEVEL=z
+echo
+echo "\`panic = \"abort\"\` is not an option: a panicking handler must fail one invocation, not the"
+echo "process, and catching the panic needs unwinding."
