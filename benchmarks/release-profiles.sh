@@ -9,6 +9,23 @@ if ! command -v valgrind >/dev/null 2>&1; then
   echo; echo "(release-profile section skipped: valgrind is not installed)"; exit 0
 fi
 echo
+echo "## Instructions per invocation (repeatable)"
+echo
+echo "CPU time above swings by ±10% between runs on this machine because most of it is the"
+echo "kernel's loopback TCP and scheduling work, the same for every subject. Instruction counts"
+echo "of the function's own code (callgrind, 5,000 tiny invocations, \`bench --profile tiny\`)"
+echo "repeat to within a fraction of a percent:"
+echo
+cg=$(mktemp -d)
+./target/release/bench --profile tiny -- valgrind --tool=callgrind --callgrind-out-file="$cg/cg-%p.out" >/dev/null 2>&1
+count() { local f; f=$(grep -l "examples/$1\$" "$cg"/cg-*.out | head -1); echo $(( $(grep -m1 '^summary:' "$f" | awk '{print $2}') / 5000 )); }
+ours=$(count echo_ironlambda); reference=$(count echo_reference); floor=$(count echo_floor)
+echo "| ironlambda | reference | ours / reference | floor |"
+echo "|---:|---:|---:|---:|"
+echo "| $ours | $reference | $(awk "BEGIN { printf \"%.2f×\", $ours / $reference }") | $floor |"
+rm -rf "$cg"
+
+echo
 echo "## Release profile"
 echo
 echo "The echo function on ironlambda, built with each profile (stripped); instructions per"

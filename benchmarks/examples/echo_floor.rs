@@ -5,6 +5,31 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 
+/// Reads a response head; returns its Content-Length and request id, or `None` at EOF.
+fn read_head(
+    reader: &mut impl BufRead,
+    line: &mut String,
+) -> std::io::Result<Option<(usize, String)>> {
+    let (mut length, mut id) = (0usize, String::new());
+    loop {
+        line.clear();
+        if reader.read_line(line)? == 0 {
+            return Ok(None);
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Ok(Some((length, id)));
+        }
+        if let Some((name, value)) = l.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("lambda-runtime-aws-request-id") {
+                id = value.trim().to_owned();
+            }
+        }
+    }
+}
+
 fn main() -> std::io::Result<()> {
     let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(std::io::Error::other)?;
     let stream = TcpStream::connect(&api)?;
@@ -16,24 +41,9 @@ fn main() -> std::io::Result<()> {
     let mut body = Vec::new();
     loop {
         writer.write_all(next.as_bytes())?;
-        let (mut length, mut id) = (0usize, String::new());
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = l.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                } else if name.eq_ignore_ascii_case("lambda-runtime-aws-request-id") {
-                    id = value.trim().to_owned();
-                }
-            }
-        }
+        let Some((length, id)) = read_head(&mut reader, &mut line)? else {
+            return Ok(());
+        };
         body.resize(length, 0);
         reader.read_exact(&mut body)?;
         let head = format!(
@@ -42,22 +52,9 @@ fn main() -> std::io::Result<()> {
         writer.write_all(head.as_bytes())?;
         writer.write_all(&body)?;
         // Read (and ignore) the 202.
-        let mut reply_length = 0usize;
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                return Ok(());
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = l.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    reply_length = value.trim().parse().unwrap_or(0);
-                }
-            }
-        }
+        let Some((reply_length, _)) = read_head(&mut reader, &mut line)? else {
+            return Ok(());
+        };
         let mut sink = vec![0u8; reply_length];
         reader.read_exact(&mut sink)?;
     }

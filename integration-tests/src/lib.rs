@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ironlambda_emulator::{Emulator, EmulatorBuilder};
+use ironlambda_emulator::{Emulator, EmulatorBuilder, InvokeResponse, invoke_request, send};
 
 /// A generous limit for anything the tests wait for, so a loaded 2-core machine never
 /// turns a slow run into a failure; the tests never assert on timing.
@@ -101,4 +101,15 @@ pub fn extensions_dir(binaries: &[&str]) -> Scratch {
             .expect("symlink in the temp dir");
     }
     dir
+}
+
+/// Invokes the emulator's function with `payload` on a task of its own, so the test can act
+/// (as the runtime, or on an extension) while the invoke is in flight.
+pub fn invoke_in_background(
+    emu: &Emulator,
+    payload: impl Into<String>,
+) -> tokio::task::JoinHandle<InvokeResponse> {
+    let addr = emu.addr();
+    let request = invoke_request(addr, &emu.config().name, payload.into());
+    tokio::spawn(async move { send(addr, request).await.expect("the emulator answers") })
 }

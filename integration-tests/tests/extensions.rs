@@ -12,7 +12,7 @@ use ironlambda_api_client::{
 };
 use ironlambda_emulator::Logs;
 use ironlambda_integration_tests::{
-    PATIENCE, Scratch, emulator, extensions_dir, init_count, report_line,
+    PATIENCE, Scratch, emulator, extensions_dir, init_count, invoke_in_background, report_line,
 };
 use serde_json::json;
 
@@ -100,15 +100,7 @@ async fn a_slow_extension_holds_back_the_next_invoke_but_not_the_answer() {
     );
 
     // The next invoke waits for the extension (the barrier) and then runs.
-    let addr = emu.addr();
-    let second = tokio::spawn(async move {
-        let req = ironlambda_emulator::invoke_request(
-            addr,
-            "test-function",
-            r#"{"action":"echo","value":"second"}"#,
-        );
-        ironlambda_emulator::send(addr, req).await.unwrap()
-    });
+    let second = invoke_in_background(&emu, r#"{"action":"echo","value":"second"}"#);
     std::fs::write(&release, "go").unwrap();
     let second = second.await.unwrap();
     assert_eq!(second.json().unwrap(), json!({"echo": "second"}));
@@ -361,13 +353,7 @@ async fn extensions_api_refusals_match_production() {
         let (api, mut c) = (api.clone(), Client::new(&endpoint));
         waiting.push(tokio::spawn(async move { c.send(api.next(&ext)).await }));
     }
-    let invoke_task = {
-        let addr = emu.addr();
-        tokio::spawn(async move {
-            let req = ironlambda_emulator::invoke_request(addr, "test-function", "{}");
-            ironlambda_emulator::send(addr, req).await.unwrap()
-        })
-    };
+    let invoke_task = invoke_in_background(&emu, "{}");
     let event = runtime_next.await.unwrap();
     let request_id = NextHeaders::from_headers(&event.headers).request_id;
     let delivered = waiting.remove(0).await.unwrap().unwrap();

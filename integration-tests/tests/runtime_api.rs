@@ -6,8 +6,8 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use ironlambda_api_client::{ApiError, Client, Endpoint, NextHeaders, RuntimeApi};
 use ironlambda_emulator::Emulator;
-use ironlambda_integration_tests::emulator;
-use serde_json::{Value, json};
+use ironlambda_integration_tests::{emulator, invoke_in_background};
+use serde_json::json;
 
 struct Runtime {
     api: RuntimeApi,
@@ -37,22 +37,6 @@ impl Runtime {
     }
 }
 
-fn invoke_in_background(
-    emu: &Emulator,
-    payload: Value,
-) -> tokio::task::JoinHandle<ironlambda_emulator::InvokeResponse> {
-    let addr = emu.addr();
-    let name = emu.config().name.clone();
-    tokio::spawn(async move {
-        ironlambda_emulator::send(
-            addr,
-            ironlambda_emulator::invoke_request(addr, &name, payload.to_string()),
-        )
-        .await
-        .unwrap()
-    })
-}
-
 fn error_type(e: &ApiError) -> &str {
     &e.body().unwrap().error_type
 }
@@ -68,7 +52,7 @@ async fn runtime_api_status_codes_match_production() {
     let mut rt = Runtime::new(&emu);
 
     // Invocation A: the event and its headers.
-    let a = invoke_in_background(&emu, json!({"n": 1}));
+    let a = invoke_in_background(&emu, json!({"n": 1}).to_string());
     let (headers, body) = rt.next().await;
     assert_eq!(body, r#"{"n":1}"#);
     let now_ms = std::time::SystemTime::now()
@@ -120,7 +104,7 @@ async fn runtime_api_status_codes_match_production() {
 
     // Invocation B: a bad response mode is refused, an oversized body gets 413 and the
     // caller gets Function.ResponseSizeTooLarge.
-    let b = invoke_in_background(&emu, json!({"n": 2}));
+    let b = invoke_in_background(&emu, json!({"n": 2}).to_string());
     let (headers, _) = rt.next().await;
     let mut req = rt
         .api
@@ -150,7 +134,7 @@ async fn runtime_api_status_codes_match_production() {
     );
 
     // Invocation C: /error without a body; Lambda builds the error from the header.
-    let c = invoke_in_background(&emu, json!({"n": 3}));
+    let c = invoke_in_background(&emu, json!({"n": 3}).to_string());
     let (headers, _) = rt.next().await;
     let req = rt
         .api
@@ -176,7 +160,7 @@ async fn a_next_before_answering_gets_the_same_event_again() {
         .await
         .unwrap();
     let mut rt = Runtime::new(&emu);
-    let a = invoke_in_background(&emu, json!({"n": 1}));
+    let a = invoke_in_background(&emu, json!({"n": 1}).to_string());
     let (first, _) = rt.next().await;
     let (again, body) = rt.next().await;
     assert_eq!(first.request_id, again.request_id);
