@@ -15,6 +15,8 @@ pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
 pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
 /// Tenant id, when the function runs in tenant-isolation mode.
 pub const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
+/// `streaming` on a streamed `/response`; absent for buffered ones (protocol.md §1.3).
+pub const FUNCTION_RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
 /// Error type sent with `/error` and `/init/error`.
 pub const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 /// Invoke API reply header that marks a function error.

@@ -12,6 +12,10 @@ pub const MAX_INVOKE_PAYLOAD: usize = 6 * 1024 * 1024;
 /// Largest asynchronous (`Event`) invoke payload (1 MiB since October 2025).
 pub const MAX_ASYNC_INVOKE_PAYLOAD: usize = 1024 * 1024;
 
+/// Largest body accepted on the Extensions, Telemetry and Logs APIs, and on `/error` and
+/// `/init/error` in Lambda Managed Instances (1 MiB, protocol.md §1.9).
+pub const MAX_EXTENSIONS_API_BODY: usize = 1024 * 1024;
+
 /// The error object a runtime posts to `/error` and `/init/error`, and that the
 /// caller receives for a function error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

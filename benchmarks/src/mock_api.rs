@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use ironlambda_api_client::headers;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -150,18 +151,13 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
         };
         let mut r = reply(StatusCode::OK, state.event.clone());
         let h = r.headers_mut();
+        h.insert(headers::REQUEST_ID, http::HeaderValue::from(n));
         h.insert(
-            "lambda-runtime-aws-request-id",
-            n.to_string()
-                .parse()
-                .unwrap_or(http::HeaderValue::from_static("0")),
-        );
-        h.insert(
-            "lambda-runtime-deadline-ms",
+            headers::DEADLINE_MS,
             http::HeaderValue::from_static("99999999999999"),
         );
         h.insert(
-            "lambda-runtime-invoked-function-arn",
+            headers::INVOKED_FUNCTION_ARN,
             http::HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:echo"),
         );
         h.insert(

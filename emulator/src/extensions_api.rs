@@ -7,14 +7,11 @@ use hyper::body::Incoming;
 use ironlambda_api_client::ExtensionRoute;
 use ironlambda_api_client::extension_headers as headers;
 use ironlambda_api_client::telemetry::SubscriptionApi;
-use ironlambda_api_client::wire::STATUS_OK_BODY;
+use ironlambda_api_client::wire::{MAX_EXTENSIONS_API_BODY as MAX_BODY, STATUS_OK_BODY};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::calls::{Call, ErrorPhase, ExtensionCall, Refusal, refuse};
 use crate::http_util::{Reply, json, read_limited};
-
-/// Extensions, Telemetry and Logs bodies are small; 1 MiB as Lambda Managed Instances caps them.
-const MAX_BODY: usize = 1024 * 1024;
 
 fn text(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)

@@ -13,9 +13,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::calls::{Call, Event, Refusal, RuntimeCall};
 use crate::http_util::{Reply, json, read_limited};
 
-/// The only accepted value of `Lambda-Runtime-Function-Response-Mode` (edge-cases A15).
-const RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
-
 pub(crate) async fn handle(
     route: RuntimeRoute<'_>,
     req: Request<Incoming>,
@@ -48,7 +45,8 @@ pub(crate) async fn handle(
         };
     }
     if let RuntimeRoute::Response(_) = route {
-        if let Some(mode) = req.headers().get(RESPONSE_MODE) {
+        if let Some(mode) = req.headers().get(headers::FUNCTION_RESPONSE_MODE) {
+            // `streaming` is the only accepted value (edge-cases A15).
             if mode != "streaming" {
                 return refusal((
                     StatusCode::BAD_REQUEST,
