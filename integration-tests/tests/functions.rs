@@ -404,3 +404,25 @@ async fn an_init_that_overruns_its_limit_is_stopped() {
     );
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn json_log_format_names_the_request_on_every_line() {
+    let emu = emulator("hello")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .start()
+        .await
+        .unwrap();
+    let r = emu.invoke(r#"{"name":"Ada"}"#).await.unwrap();
+    let id = r.request_id().unwrap().to_owned();
+    let line = emu
+        .logs()
+        .wait_for(ironlambda_integration_tests::PATIENCE, |l| {
+            l.contains("greeting Ada")
+        })
+        .await
+        .expect("the handler's log line");
+    let record: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(record["level"], "INFO", "{line}");
+    assert_eq!(record["span"]["requestId"], id.as_str(), "{line}");
+    emu.shutdown().await;
+}
