@@ -17,6 +17,15 @@ pub(crate) fn refuse(status: StatusCode, error_type: &str, message: impl Into<St
     (status, ApiErrorBody::new(error_type, message))
 }
 
+/// The 400 for a body whose connection ended early (edge-cases A16).
+pub(crate) fn truncated() -> Refusal {
+    refuse(
+        StatusCode::BAD_REQUEST,
+        "TruncatedHTTPRequest",
+        "The HTTP request body was truncated",
+    )
+}
+
 /// An invocation waiting for, or being run by, the environment.
 pub(crate) struct Invocation {
     pub(crate) request_id: String,

@@ -36,7 +36,7 @@ use tokio::time::sleep_until;
 
 use crate::calls::{
     Call, ErrorPhase, Event, ExtensionCall, Invocation, InvokeResult, PostedBody, Refusal,
-    Registration, Reply, RuntimeCall, error_json, refuse,
+    Registration, Reply, RuntimeCall, error_json, refuse, truncated,
 };
 use crate::config::FunctionConfig;
 use crate::extensions::{Extensions, External, Window, discover};
@@ -647,11 +647,7 @@ impl Environment {
                     "Runtime.TruncatedResponse",
                     format!("RequestId: {id} Error: the runtime's response body ended early"),
                 ),
-                Some(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "TruncatedHTTPRequest",
-                    "The HTTP request body was truncated",
-                )),
+                Some(truncated()),
             ),
         };
         let status = if is_error || refusal.is_some() {
@@ -705,11 +701,7 @@ impl Environment {
                 return Err((StatusCode::PAYLOAD_TOO_LARGE, request_entity_too_large()));
             }
             PostedBody::Truncated => {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "TruncatedHTTPRequest",
-                    "The HTTP request body was truncated",
-                ));
+                return Err(truncated());
             }
         };
         init.error = Some((body, content_type));

@@ -10,7 +10,7 @@ use ironlambda_api_client::telemetry::SubscriptionApi;
 use ironlambda_api_client::wire::{MAX_EXTENSIONS_API_BODY as MAX_BODY, STATUS_OK_BODY};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{Call, ErrorPhase, ExtensionCall, Refusal, refuse};
+use crate::calls::{Call, ErrorPhase, ExtensionCall, Refusal, Reply as Answer, refuse};
 use crate::http_util::{Reply, json, read_limited};
 
 fn text(h: &HeaderMap, name: &str) -> Option<String> {
@@ -38,6 +38,26 @@ fn identifier(h: &HeaderMap) -> Result<String, Refusal> {
     Ok(id)
 }
 
+/// Sends `call` to the environment and waits for its answer.
+async fn ask<T>(
+    calls: &mpsc::Sender<Call>,
+    call: impl FnOnce(Answer<T>) -> ExtensionCall,
+) -> Result<T, Refusal> {
+    let stopped = || {
+        refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "The environment has stopped",
+        )
+    };
+    let (tx, rx) = oneshot::channel();
+    calls
+        .send(Call::Extension(call(tx)))
+        .await
+        .map_err(|_| stopped())?;
+    rx.await.map_err(|_| stopped())?
+}
+
 pub(crate) async fn handle(
     route: ExtensionRoute,
     req: Request<Incoming>,
@@ -62,37 +82,19 @@ async fn call(
         ));
     }
     let h = req.headers().clone();
-    let send = |call: ExtensionCall| async move {
-        calls.send(Call::Extension(call)).await.map_err(|_| {
-            refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerError",
-                "The environment has stopped",
-            )
-        })
-    };
-    let stopped = |_| {
-        refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
-            "The environment has stopped",
-        )
-    };
     match route {
         ExtensionRoute::Register => {
             let name = text(&h, headers::NAME).unwrap_or_default();
             let account_id = text(&h, headers::ACCEPT_FEATURE)
                 .is_some_and(|f| f.split(',').any(|x| x.trim() == "accountId"));
             let body = read_limited(req.into_body(), MAX_BODY).await;
-            let (tx, rx) = oneshot::channel();
-            send(ExtensionCall::Register {
+            let registration = ask(calls, |reply| ExtensionCall::Register {
                 name,
                 body,
                 account_id,
-                reply: tx,
+                reply,
             })
             .await?;
-            let registration = rx.await.map_err(stopped)??;
             let mut reply = json(StatusCode::OK, registration.body);
             if let Ok(v) = HeaderValue::from_str(&registration.id) {
                 reply.headers_mut().insert(headers::IDENTIFIER, v);
@@ -101,9 +103,7 @@ async fn call(
         }
         ExtensionRoute::Next => {
             let id = identifier(&h)?;
-            let (tx, rx) = oneshot::channel();
-            send(ExtensionCall::Next { id, reply: tx }).await?;
-            let event = rx.await.map_err(stopped)??;
+            let event = ask(calls, |reply| ExtensionCall::Next { id, reply }).await?;
             let mut reply = json(StatusCode::OK, event);
             if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
                 reply.headers_mut().insert(headers::EVENT_IDENTIFIER, v);
@@ -127,16 +127,14 @@ async fn call(
                 ErrorPhase::Exit
             };
             let body = read_limited(req.into_body(), MAX_BODY).await;
-            let (tx, rx) = oneshot::channel();
-            send(ExtensionCall::Error {
+            ask(calls, |reply| ExtensionCall::Error {
                 id,
                 phase,
                 error_type,
                 body,
-                reply: tx,
+                reply,
             })
             .await?;
-            rx.await.map_err(stopped)??;
             Ok(json(StatusCode::ACCEPTED, STATUS_OK_BODY))
         }
         ExtensionRoute::Telemetry | ExtensionRoute::Logs => {
@@ -147,15 +145,13 @@ async fn call(
                 SubscriptionApi::Logs
             };
             let body = read_limited(req.into_body(), MAX_BODY).await;
-            let (tx, rx) = oneshot::channel();
-            send(ExtensionCall::Subscribe {
+            ask(calls, |reply| ExtensionCall::Subscribe {
                 id,
                 api,
                 body,
-                reply: tx,
+                reply,
             })
             .await?;
-            rx.await.map_err(stopped)??;
             Ok(json(StatusCode::OK, "\"OK\""))
         }
     }
