@@ -1,29 +1,43 @@
 //! One keep-alive HTTP/1.1 connection to the Lambda APIs.
 //!
-//! A runtime loop talks to a single local endpoint, one request at a time, so a pool
-//! would only add cost: this client owns one `hyper` HTTP/1.1 connection, opens it on
-//! first use, and reopens it when the server has closed it. It sets no timeout: the
-//! `/next` long-poll may legitimately block for as long as the sandbox is frozen
-//! (protocol.md §0).
+//! A runtime loop talks to a single local endpoint, so a pool would only add cost: the
+//! client owns one connection, opens it on first use and reopens it when the server has
+//! closed it. Requests can be queued and written together, their replies read in order
+//! (HTTP/1.1 pipelining): the runtime writes a finished invocation's `/response` and the
+//! next `/next` in one write, which saves a round trip per invocation. Lambda's Runtime API
+//! server (Go's `net/http`) answers pipelined requests one after the other, as RFC 9112
+//! §9.3.2 requires. No timeout is set: the `/next` long-poll may legitimately block for as
+//! long as the sandbox is frozen (protocol.md §0).
 
-use std::pin::Pin;
-use std::time::Duration;
+use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::endpoint::Endpoint;
 use crate::error::{ApiError, TransportError};
+use crate::http1::{self, Framing, Head};
 use crate::runtime_api::Body;
 
 /// How many times a long-poll (`/next`, `/event/next`) is tried before giving up.
 pub const POLL_ATTEMPTS: u32 = 6;
 /// The first pause between long-poll attempts; it doubles (50 ms … 800 ms, ~1.5 s in all).
 pub const POLL_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Bodies up to this size are copied next to their head so a request is one buffer;
+/// larger ones are written from their own memory (a vectored write, no copy).
+const INLINE_BODY: usize = 16 * 1024;
+/// How much the read buffer grows by when it runs low.
+const READ_CHUNK: usize = 16 * 1024;
+/// Below this much free room the read buffer is grown before reading.
+const MIN_SPARE: usize = 1024;
+/// A connection idle for longer than this is checked with the kernel itself before reuse
+/// (servers close idle connections after seconds, not milliseconds).
+const QUIET: Duration = Duration::from_millis(100);
 
 /// A successful (2xx) answer, with its body read in full.
 #[derive(Debug, Clone)]
@@ -36,54 +50,6 @@ pub struct ApiResponse {
     pub body: Bytes,
 }
 
-type Driver = Pin<Box<hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Body>>>;
-
-/// One open HTTP/1.1 connection: the request half and the connection future, which is
-/// polled inside the caller's own task while a request is in flight. (A spawned connection
-/// task would cost a cross-task wake-up and a scheduler pass for every reply.)
-struct Connection {
-    sender: SendRequest<Body>,
-    driver: Driver,
-    /// The connection future has completed; it must not be polled again.
-    ended: bool,
-}
-
-impl Connection {
-    fn usable(&self) -> bool {
-        !self.ended && !self.sender.is_closed()
-    }
-}
-
-/// Runs `op` while driving the connection future.
-async fn drive<F: std::future::Future>(driver: &mut Driver, ended: &mut bool, op: F) -> F::Output {
-    tokio::pin!(op);
-    loop {
-        if *ended {
-            return op.await;
-        }
-        tokio::select! {
-            biased;
-            out = &mut op => return out,
-            _ = driver.as_mut() => *ended = true,
-        }
-    }
-}
-
-/// A keep-alive connection to one Lambda API endpoint.
-pub struct Client {
-    authority: String,
-    connection: Option<Connection>,
-}
-
-impl std::fmt::Debug for Client {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("authority", &self.authority)
-            .field("connected", &self.connection.is_some())
-            .finish()
-    }
-}
-
 fn transport(
     context: &'static str,
     source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -94,95 +60,317 @@ fn transport(
     })
 }
 
+fn ended_early() -> ApiError {
+    transport(
+        "reading the Lambda API reply",
+        "the server closed the connection before the whole reply arrived",
+    )
+}
+
+/// One open connection and the bytes read from it that no reply has taken yet.
+struct Connection {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// When the last reply was read: the connection has been idle since.
+    last_reply: Instant,
+}
+
+impl Connection {
+    async fn open(authority: &str) -> Result<Self, ApiError> {
+        let stream = TcpStream::connect(authority)
+            .await
+            .map_err(|e| transport("connecting to the Lambda API", e))?;
+        // Requests are small and latency matters more than packet count.
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            stream,
+            buf: BytesMut::new(),
+            last_reply: Instant::now(),
+        })
+    }
+
+    /// Whether an idle connection can no longer carry a request: the server closed it, or
+    /// sent bytes nobody asked for. Checked without blocking before an idle connection is
+    /// reused, so a request is not written into a connection known to be dead. What tokio
+    /// has already seen costs nothing to check; after [`QUIET`] the kernel is asked too.
+    fn gone_stale(&self) -> bool {
+        let unusable = |peeked: io::Result<usize>| match peeked {
+            Ok(_) => true,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        let mut probe = [0u8; 1];
+        if !self.buf.is_empty() || unusable(self.stream.try_read(&mut probe)) {
+            return true;
+        }
+        if self.last_reply.elapsed() < QUIET {
+            return false;
+        }
+        // A duplicate of the (non-blocking) descriptor peeks past tokio's readiness cache.
+        match self.stream.as_fd().try_clone_to_owned() {
+            Ok(fd) => unusable(std::net::TcpStream::from(fd).peek(&mut probe)),
+            Err(_) => true,
+        }
+    }
+
+    /// Writes every segment, in order.
+    async fn write(&mut self, segments: &mut [Bytes]) -> io::Result<()> {
+        let mut first = 0;
+        while first < segments.len() {
+            let mut n = if first + 1 == segments.len() {
+                self.stream.write(&segments[first]).await?
+            } else {
+                let slices: Vec<IoSlice<'_>> =
+                    segments[first..].iter().map(|s| IoSlice::new(s)).collect();
+                self.stream.write_vectored(&slices).await?
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while n > 0 {
+                let segment = &mut segments[first];
+                if n >= segment.len() {
+                    n -= segment.len();
+                    first += 1;
+                } else {
+                    segment.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads more bytes, making room for at least `want` first; `false` at the end of the
+    /// connection.
+    async fn fill(&mut self, want: usize) -> Result<bool, ApiError> {
+        if self.buf.capacity() - self.buf.len() < want.max(MIN_SPARE) {
+            self.buf.reserve(want.max(READ_CHUNK));
+        }
+        let n = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|e| transport("reading the Lambda API reply", e))?;
+        Ok(n > 0)
+    }
+
+    /// Reads the next whole reply.
+    async fn read_reply(&mut self) -> Result<(Head, Bytes), ApiError> {
+        let malformed = |e| transport("reading the Lambda API reply", e);
+        let head = loop {
+            match http1::head_len(&self.buf).map_err(malformed)? {
+                Some(n) => {
+                    let head =
+                        http1::parse_head(self.buf.split_to(n).freeze()).map_err(malformed)?;
+                    // An interim reply (100 Continue) is followed by the real one.
+                    if !head.status.is_informational() {
+                        break head;
+                    }
+                }
+                None => {
+                    if !self.fill(0).await? {
+                        return Err(ended_early());
+                    }
+                }
+            }
+        };
+        let body = match head.framing {
+            Framing::Length(n) => {
+                while self.buf.len() < n {
+                    if !self.fill(n - self.buf.len()).await? {
+                        return Err(ended_early());
+                    }
+                }
+                self.buf.split_to(n).freeze()
+            }
+            Framing::Chunked => {
+                let mut body = BytesMut::new();
+                while !http1::take_chunks(&mut self.buf, &mut body).map_err(malformed)? {
+                    if !self.fill(0).await? {
+                        return Err(ended_early());
+                    }
+                }
+                body.freeze()
+            }
+            Framing::UntilClose => {
+                while self.fill(0).await? {
+                    if self.buf.len() > http1::MAX_BODY {
+                        return Err(malformed(http1::FramingError(format!(
+                            "a body over {} bytes",
+                            http1::MAX_BODY
+                        ))));
+                    }
+                }
+                self.buf.split().freeze()
+            }
+        };
+        self.last_reply = Instant::now();
+        Ok((head, body))
+    }
+}
+
+/// A keep-alive connection to one Lambda API endpoint.
+pub struct Client {
+    authority: String,
+    connection: Option<Connection>,
+    /// Requests being encoded: heads, with small bodies inline.
+    out: BytesMut,
+    /// Encoded requests waiting to be written, in order.
+    unsent: Vec<Bytes>,
+    /// How many requests are queued and not yet written.
+    queued: usize,
+    /// Requests written on `connection` whose replies are still to be read.
+    in_flight: usize,
+    /// Requests whose connection ended before their replies came: each
+    /// [`receive`](Self::receive) reports one of them, oldest first.
+    lost: usize,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("authority", &self.authority)
+            .field("connected", &self.connection.is_some())
+            .field("queued", &self.queued)
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
+}
+
 impl Client {
     /// A client for `endpoint`; it connects on the first request.
     pub fn new(endpoint: &Endpoint) -> Self {
         Client {
             authority: endpoint.authority().to_owned(),
             connection: None,
+            out: BytesMut::new(),
+            unsent: Vec::new(),
+            queued: 0,
+            in_flight: 0,
+            lost: 0,
         }
-    }
-
-    async fn connect(&self) -> Result<Connection, ApiError> {
-        let stream = TcpStream::connect(self.authority.as_str())
-            .await
-            .map_err(|e| transport("connecting to the Lambda API", e))?;
-        // Requests are small and latency matters more than packet count.
-        let _ = stream.set_nodelay(true);
-        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| transport("starting HTTP/1.1", e))?;
-        Ok(Connection {
-            sender,
-            driver: Box::pin(driver),
-            ended: false,
-        })
     }
 
     /// Sends `req` and reads the whole reply. A non-2xx status becomes a typed [`ApiError`].
     ///
-    /// If a reused connection turns out to be closed before the request was written, the
-    /// request is sent once more on a fresh connection; a request that may have reached the
+    /// An idle connection the server has closed is noticed before anything is written on
+    /// it, and the request goes out on a fresh one; a request that may have reached the
     /// server is never sent twice.
     pub async fn send(&mut self, req: Request<Body>) -> Result<ApiResponse, ApiError> {
-        let mut req = req;
-        let mut fresh = false;
-        loop {
-            let mut conn = match self.connection.take() {
-                Some(c) if c.usable() => c,
-                _ => {
-                    fresh = true;
-                    self.connect().await?
-                }
-            };
-            let Connection {
-                sender,
-                driver,
-                ended,
-            } = &mut conn;
-            if drive(driver, ended, sender.ready()).await.is_err() {
-                if fresh {
-                    return Err(transport("Lambda API connection closed", "not ready"));
-                }
-                continue;
-            }
-            let attempt = drive(driver, ended, sender.try_send_request(req)).await;
-            match attempt {
-                Ok(resp) => {
-                    let (parts, body) = resp.into_parts();
-                    let body = drive(&mut conn.driver, &mut conn.ended, body.collect())
-                        .await
-                        .map_err(|e| transport("reading the Lambda API reply", e))?
-                        .to_bytes();
-                    self.connection = Some(conn);
-                    return if parts.status.is_success() {
-                        Ok(ApiResponse {
-                            status: parts.status,
-                            headers: parts.headers,
-                            body,
-                        })
-                    } else {
-                        Err(ApiError::from_status(parts.status, &body))
-                    };
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => {
-                        req = unsent;
-                        fresh = true;
-                        self.connection = Some(self.connect().await?);
-                    }
-                    _ => return Err(transport("sending to the Lambda API", e.into_error())),
-                },
+        self.queue(req);
+        self.receive().await
+    }
+
+    /// Queues `req` to be written, together with anything else queued, by the next
+    /// [`receive`](Self::receive). Every queued request is owed a `receive`: replies are
+    /// handed out in the order their requests were queued.
+    pub fn queue(&mut self, req: Request<Body>) {
+        http1::encode_head(&req, &mut self.out);
+        let body = req.into_body();
+        if body.len() <= INLINE_BODY {
+            self.out.extend_from_slice(&body);
+        } else {
+            self.unsent.push(self.out.split().freeze());
+            self.unsent.push(body);
+        }
+        self.queued += 1;
+    }
+
+    /// Writes whatever is queued (in one write), then reads the reply to the oldest request
+    /// still owed one. When the connection fails, this and every other reply owed on it
+    /// come back as transport errors, one per call.
+    pub async fn receive(&mut self) -> Result<ApiResponse, ApiError> {
+        if self.lost > 0 {
+            self.lost -= 1;
+            return Err(transport(
+                "waiting for the Lambda API reply",
+                "the connection ended before this request was answered",
+            ));
+        }
+        if self.queued > 0 {
+            if let Err(e) = self.flush().await {
+                return Err(self.fail(e));
             }
         }
+        let Some(conn) = self.connection.as_mut().filter(|_| self.in_flight > 0) else {
+            return Err(transport(
+                "waiting for the Lambda API reply",
+                "no request is waiting for a reply",
+            ));
+        };
+        let (head, body) = match conn.read_reply().await {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.fail(e)),
+        };
+        self.in_flight -= 1;
+        if !head.keep_alive {
+            self.close();
+        }
+        if head.status.is_success() {
+            Ok(ApiResponse {
+                status: head.status,
+                headers: head.headers,
+                body,
+            })
+        } else {
+            Err(ApiError::from_status(head.status, &body))
+        }
     }
-}
 
-impl Client {
+    /// Writes the queued requests, on the open connection unless it has gone stale.
+    async fn flush(&mut self) -> Result<(), ApiError> {
+        if !self.out.is_empty() {
+            self.unsent.push(self.out.split().freeze());
+        }
+        let in_flight = self.in_flight;
+        let conn = match self.connection.take() {
+            Some(c) if in_flight > 0 || !c.gone_stale() => c,
+            _ => Connection::open(&self.authority).await?,
+        };
+        let conn = self.connection.insert(conn);
+        conn.write(&mut self.unsent)
+            .await
+            .map_err(|e| transport("sending to the Lambda API", e))?;
+        self.unsent.clear();
+        self.in_flight += self.queued;
+        self.queued = 0;
+        Ok(())
+    }
+
+    /// Drops the connection: replies still owed on it will never come.
+    fn close(&mut self) {
+        self.connection = None;
+        self.lost += self.in_flight;
+        self.in_flight = 0;
+    }
+
+    /// After a transport failure: the connection and everything queued are dropped, and
+    /// `error` is the answer for the oldest request owed a reply.
+    fn fail(&mut self, error: ApiError) -> ApiError {
+        self.close();
+        self.lost += self.queued;
+        self.queued = 0;
+        self.unsent.clear();
+        self.out.clear();
+        self.lost = self.lost.saturating_sub(1);
+        error
+    }
+
     /// A long-poll with bounded retries: transport failures and 5xx answers are retried
     /// [`POLL_ATTEMPTS`] times with exponential backoff from [`POLL_BACKOFF`], calling
     /// `on_retry(attempt, error)` before each pause; anything else is returned at once.
     pub async fn poll(
+        &mut self,
+        request: impl Fn() -> Request<Body>,
+        on_retry: impl FnMut(u32, &ApiError),
+    ) -> Result<ApiResponse, ApiError> {
+        self.queue(request());
+        self.poll_queued(request, on_retry).await
+    }
+
+    /// [`poll`](Self::poll) for a long-poll that is already queued (or in flight) as the
+    /// oldest request owed a reply: its reply is the first attempt.
+    pub async fn poll_queued(
         &mut self,
         request: impl Fn() -> Request<Body>,
         mut on_retry: impl FnMut(u32, &ApiError),
@@ -190,7 +378,7 @@ impl Client {
         let mut pause = POLL_BACKOFF;
         let mut attempt = 1;
         loop {
-            match self.send(request()).await {
+            match self.receive().await {
                 Err(e @ (ApiError::Transport(_) | ApiError::Server(..)))
                     if attempt < POLL_ATTEMPTS =>
                 {
@@ -198,6 +386,7 @@ impl Client {
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                     attempt += 1;
+                    self.queue(request());
                 }
                 other => return other,
             }
@@ -209,13 +398,20 @@ impl Client {
 mod tests {
     use super::*;
     use crate::runtime_api::RuntimeApi;
+    use std::future::pending;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     async fn read_request(sock: &mut TcpStream) -> String {
+        read_requests(sock, 1).await
+    }
+
+    /// Reads until `count` request heads (and the small bodies between them) are in.
+    async fn read_requests(sock: &mut TcpStream, count: usize) -> String {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 1024];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let heads = |b: &[u8]| b.windows(11).filter(|w| w == b" HTTP/1.1\r\n").count();
+        while heads(&buf) < count || !buf.ends_with(b"\r\n\r\n") {
             let n = sock.read(&mut chunk).await.unwrap();
             if n == 0 {
                 break;
@@ -223,6 +419,146 @@ mod tests {
             buf.extend_from_slice(&chunk[..n]);
         }
         String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Both requests are written before either reply is read: the server answers only
+    /// once it holds both, so a client that waited for the first reply would time out.
+    #[tokio::test]
+    async fn queued_requests_go_out_together_and_replies_come_back_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let both = read_requests(&mut sock, 2).await;
+            // The answer, then a chunked event, in one write.
+            sock.write_all(
+                b"HTTP/1.1 202 Accepted\r\ncontent-length: 15\r\n\r\n{\"status\":\"OK\"}\
+                  HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: id-2\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  4\r\n{\"n\"\r\n3\r\n:2}\r\n0\r\n\r\n",
+            )
+            .await
+            .unwrap();
+            both
+        });
+        let endpoint = Endpoint::parse(&addr.to_string()).unwrap();
+        let api = RuntimeApi::new(endpoint.clone());
+        let mut client = Client::new(&endpoint);
+        client.queue(
+            api.response("id-1", Bytes::from_static(b"{}"), "application/json")
+                .unwrap(),
+        );
+        client.queue(api.next());
+        let replies = async {
+            let answer = client.receive().await.unwrap();
+            let event = client.receive().await.unwrap();
+            (answer, event)
+        };
+        let (answer, event) = tokio::time::timeout(Duration::from_secs(10), replies)
+            .await
+            .expect("the client waited for a reply before writing the second request");
+        assert_eq!(answer.status, StatusCode::ACCEPTED);
+        assert_eq!(event.body, r#"{"n":2}"#);
+        assert_eq!(event.headers["lambda-runtime-aws-request-id"], "id-2");
+        let wire = server.await.unwrap();
+        assert!(
+            wire.starts_with("POST /2018-06-01/runtime/invocation/id-1/response HTTP/1.1\r\n"),
+            "{wire}"
+        );
+        assert!(
+            wire.contains("\r\n\r\n{}GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n"),
+            "{wire}"
+        );
+    }
+
+    /// Go's server closes the connection after refusing an oversized body, dropping the
+    /// `/next` queued behind it: that reply comes back as a transport error, and the
+    /// long-poll retries on a fresh connection and gets the event.
+    #[tokio::test]
+    async fn a_request_lost_to_a_closing_server_is_polled_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            read_requests(&mut sock, 2).await;
+            let refusal = r#"{"errorType":"RequestEntityTooLarge","errorMessage":"too big"}"#;
+            let reply = format!(
+                "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{refusal}",
+                refusal.len()
+            );
+            sock.write_all(reply.as_bytes()).await.unwrap();
+            drop(sock);
+            let (mut sock, _) = listener.accept().await.unwrap();
+            read_request(&mut sock).await;
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await
+                .unwrap();
+            pending::<()>().await;
+        });
+        let endpoint = Endpoint::parse(&addr.to_string()).unwrap();
+        let api = RuntimeApi::new(endpoint.clone());
+        let mut client = Client::new(&endpoint);
+        client.queue(
+            api.response("id-1", Bytes::from_static(b"[]"), "application/json")
+                .unwrap(),
+        );
+        client.queue(api.next());
+        let refused = client.receive().await.unwrap_err();
+        assert!(
+            matches!(refused, ApiError::PayloadTooLarge(_)),
+            "{refused:?}"
+        );
+        let mut retries = Vec::new();
+        let event = client
+            .poll_queued(|| api.next(), |n, e| retries.push((n, e.to_string())))
+            .await
+            .unwrap();
+        assert_eq!(event.body, "{}");
+        assert_eq!(retries.len(), 1, "{retries:?}");
+        assert!(retries[0].1.contains("connection ended"), "{retries:?}");
+    }
+
+    /// A server that closes an idle connection without saying so: after a quiet spell the
+    /// client asks the kernel, sees the close, and sends on a fresh connection. The close
+    /// comes while the runtime thread is blocked, so tokio itself never hears of it.
+    #[tokio::test]
+    async fn a_connection_closed_while_idle_is_replaced_before_writing() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let mut accepted = 0;
+            for (i, sock) in listener.incoming().take(2).enumerate() {
+                let mut sock = sock.unwrap();
+                accepted += 1;
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).unwrap();
+                let body = format!("event-{i}");
+                write!(
+                    sock,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                if i == 0 {
+                    // Close only once the client has read the reply and gone idle.
+                    read_rx.recv().unwrap();
+                    drop(sock);
+                    closed_tx.send(()).unwrap();
+                }
+            }
+            accepted
+        });
+        let endpoint = Endpoint::parse(&addr.to_string()).unwrap();
+        let api = RuntimeApi::new(endpoint.clone());
+        let mut client = Client::new(&endpoint);
+        assert_eq!(client.send(api.next()).await.unwrap().body, "event-0");
+        read_tx.send(()).unwrap();
+        closed_rx.recv().unwrap();
+        std::thread::sleep(QUIET + Duration::from_millis(50));
+        assert_eq!(client.send(api.next()).await.unwrap().body, "event-1");
+        assert_eq!(server.join().unwrap(), 2);
     }
 
     /// A server that answers one request per connection and then closes it: the client

@@ -9,7 +9,6 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, header};
-use http_body_util::Full;
 
 /// The environment variable that holds the Runtime API address.
 pub const RUNTIME_API_ENV: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -143,8 +142,8 @@ impl Endpoint {
 impl Endpoint {
     /// A request for `api_path` (e.g. `/2018-06-01/runtime/invocation/next`) with the `Host`
     /// header set; every Lambda API request is built here.
-    pub fn request(&self, method: Method, api_path: &str, body: Bytes) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(body));
+    pub fn request(&self, method: Method, api_path: &str, body: Bytes) -> Request<Bytes> {
+        let mut req = Request::new(body);
         *req.method_mut() = method;
         // The prefix was checked at parse time and API paths come from validated parts, so
         // the path is a valid URI; an empty one would only be refused by the server.

@@ -26,6 +26,7 @@ mod endpoint;
 mod error;
 mod extension_api;
 pub mod headers;
+mod http1;
 pub mod panic;
 mod request_id;
 mod runtime_api;

@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
-use http_body_util::Full;
 
 use crate::endpoint::Endpoint;
 use crate::headers;
@@ -21,8 +20,8 @@ const INVOCATION_PREFIX: &str = "/2018-06-01/runtime/invocation/";
 /// Longest error type sent in `Lambda-Runtime-Function-Error-Type`.
 pub const MAX_ERROR_TYPE_LEN: usize = 256;
 
-/// A request body for the Lambda APIs.
-pub type Body = Full<Bytes>;
+/// A request body for the Lambda APIs: always sent whole, with its length.
+pub type Body = Bytes;
 
 /// A Runtime API route, as the emulator sees an incoming request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +103,7 @@ impl RuntimeApi {
 
     /// `GET /runtime/invocation/next`.
     pub fn next(&self) -> Request<Body> {
-        let mut req = Request::new(Full::new(Bytes::new()));
+        let mut req = Request::new(Bytes::new());
         *req.method_mut() = Method::GET;
         *req.uri_mut() = self.next.uri().clone();
         *req.headers_mut() = self.next.headers().clone();

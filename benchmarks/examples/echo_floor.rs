@@ -1,5 +1,6 @@
 //! The floor: a std-only loop speaking HTTP/1.1 to the Runtime API by hand, echoing the
-//! event bytes back without parsing them. No real function should be written like this;
+//! event bytes back without parsing them, and writing each answer and the next `/next` in
+//! one write (pipelined, as ironlambda does). No real function should be written like this;
 //! it shows how close the runtimes get to what the machine allows.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,18 +40,22 @@ fn main() -> std::io::Result<()> {
     let next = format!("GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: {api}\r\n\r\n");
     let mut line = String::new();
     let mut body = Vec::new();
+    let mut out = Vec::new();
+    writer.write_all(next.as_bytes())?;
     loop {
-        writer.write_all(next.as_bytes())?;
         let Some((length, id)) = read_head(&mut reader, &mut line)? else {
             return Ok(());
         };
         body.resize(length, 0);
         reader.read_exact(&mut body)?;
-        let head = format!(
+        out.clear();
+        write!(
+            out,
             "POST /2018-06-01/runtime/invocation/{id}/response HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
-        );
-        writer.write_all(head.as_bytes())?;
-        writer.write_all(&body)?;
+        )?;
+        out.extend_from_slice(&body);
+        out.extend_from_slice(next.as_bytes());
+        writer.write_all(&out)?;
         // Read (and ignore) the 202.
         let Some((reply_length, _)) = read_head(&mut reader, &mut line)? else {
             return Ok(());

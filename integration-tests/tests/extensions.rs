@@ -287,8 +287,7 @@ async fn extensions_api_refusals_match_production() {
 
     // Bodies and headers the API refuses.
     let mut bad = api.register("odd", &invoke, false).unwrap();
-    *bad.body_mut() =
-        ironlambda_api_client::Body::new(Bytes::from_static(br#"{"events":["BOOT"]}"#));
+    *bad.body_mut() = Bytes::from_static(br#"{"events":["BOOT"]}"#);
     assert_eq!(
         error_type(client.send(bad).await.unwrap_err()),
         "Extension.InvalidEventType"

@@ -39,13 +39,18 @@ pub(crate) struct InvocationLoop<H> {
 impl<H: Handler> InvocationLoop<H> {
     /// Serves invocations until the Runtime API fails in a way that means the environment is
     /// gone (403 or persistent 5xx/transport errors on `/next`).
+    ///
+    /// Exactly one `/next` is queued or in flight at the top of the loop: each answer goes
+    /// out in the same write as the following `/next` (see [`Self::report`]).
     pub(crate) async fn serve(mut self) -> Result<(), Error> {
+        self.client.queue(self.api.next());
         loop {
             let next = self.next_event().await?;
             let headers = NextHeaders::from_headers(&next.headers);
             if let Err(e) = validate_request_id(&headers.request_id) {
                 // edge-cases A5: without a usable id nothing can be answered; skip the event.
                 tracing::error!("skipping an event whose {e}");
+                self.client.queue(self.api.next());
                 continue;
             }
             let ctx = Context::from_next(headers, self.config.clone());
@@ -57,10 +62,11 @@ impl<H: Handler> InvocationLoop<H> {
         }
     }
 
-    /// `/next`, retried with bounded exponential backoff on transport errors and 5xx.
+    /// The reply to the queued `/next`, retried with bounded exponential backoff on
+    /// transport errors and 5xx.
     async fn next_event(&mut self) -> Result<ApiResponse, Error> {
         let api = &self.api;
-        let next = self.client.poll(
+        let next = self.client.poll_queued(
             || api.next(),
             |attempt, e| {
                 tracing::warn!(
@@ -95,15 +101,14 @@ impl<H: Handler> InvocationLoop<H> {
         }
     }
 
-    /// Posts the outcome. Answers about this invocation (400/403/410/413) and transport
-    /// failures are logged and the loop goes on (edge-cases A11–A14); `/next` decides
-    /// whether the environment is still usable.
+    /// Posts the outcome and queues the next `/next` behind it, so both go out in one write
+    /// and the event can come back without another round trip (HTTP/1.1 pipelining; the
+    /// Runtime API answers them in order). Answers about this invocation (400/403/410/413)
+    /// and transport failures are logged and the loop goes on (edge-cases A11–A14); `/next`
+    /// decides whether the environment is still usable.
     async fn report(&mut self, request_id: &str, outcome: Outcome) {
-        let request = match &outcome {
-            Outcome::Response(body) => {
-                self.api
-                    .response(request_id, body.clone(), "application/json")
-            }
+        let request = match outcome {
+            Outcome::Response(body) => self.api.response(request_id, body, "application/json"),
             Outcome::Failure(e) => {
                 tracing::error!(errorType = %e.error_type(), "invocation failed: {}", e.message());
                 let body = serde_json::to_vec(&e.to_error_request()).unwrap_or_default();
@@ -111,14 +116,21 @@ impl<H: Handler> InvocationLoop<H> {
                     .error(request_id, e.error_type(), Bytes::from(body))
             }
         };
-        let request = match request {
-            Ok(r) => r,
+        let answered = match request {
+            Ok(r) => {
+                self.client.queue(r);
+                true
+            }
             Err(e) => {
                 tracing::error!("cannot report the invocation: {e}");
-                return;
+                false
             }
         };
-        if let Err(e) = self.client.send(request).await {
+        self.client.queue(self.api.next());
+        if !answered {
+            return;
+        }
+        if let Err(e) = self.client.receive().await {
             if e.is_per_invocation() {
                 tracing::warn!("Lambda refused the result of this invocation: {e}");
             } else {
