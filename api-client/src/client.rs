@@ -158,15 +158,10 @@ impl Connection {
     async fn read_reply(&mut self) -> Result<(Head, Bytes), ApiError> {
         let malformed = |e| transport("reading the Lambda API reply", e);
         let head = loop {
-            match http1::head_len(&self.buf).map_err(malformed)? {
-                Some(n) => {
-                    let head =
-                        http1::parse_head(self.buf.split_to(n).freeze()).map_err(malformed)?;
-                    // An interim reply (100 Continue) is followed by the real one.
-                    if !head.status.is_informational() {
-                        break head;
-                    }
-                }
+            match http1::take_head(&mut self.buf).map_err(malformed)? {
+                // An interim reply (100 Continue) is followed by the real one.
+                Some(head) if !head.status.is_informational() => break head,
+                Some(_) => {}
                 None => {
                     if !self.fill(0).await? {
                         return Err(ended_early());

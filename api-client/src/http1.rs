@@ -11,6 +11,9 @@ use std::fmt::Write as _;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
 
+use crate::extension_api::headers as extension_headers;
+use crate::headers;
+
 /// The longest reply head accepted; Lambda's heads are a few hundred bytes.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// The largest reply body accepted. No Lambda API sends more: events stop at 6,291,556
@@ -80,37 +83,113 @@ pub(crate) struct Head {
     pub(crate) keep_alive: bool,
 }
 
-/// The length of the head at the front of `buf` (through its empty line), once it is all
-/// there.
-pub(crate) fn head_len(buf: &[u8]) -> Result<Option<usize>, FramingError> {
-    let mut start = 0;
-    while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-        let line = &buf[start..start + nl];
-        start += nl + 1;
-        if line.is_empty() || line == b"\r" {
-            return Ok(Some(start));
-        }
+/// The most header lines a reply may carry.
+const MAX_FIELDS: usize = 100;
+
+/// Header names Lambda sends on replies, interned so reading them does not allocate.
+const KNOWN_NAMES: [&str; 9] = [
+    headers::REQUEST_ID,
+    headers::DEADLINE_MS,
+    headers::INVOKED_FUNCTION_ARN,
+    headers::TRACE_ID,
+    headers::CLIENT_CONTEXT,
+    headers::COGNITO_IDENTITY,
+    headers::TENANT_ID,
+    extension_headers::IDENTIFIER,
+    extension_headers::EVENT_IDENTIFIER,
+];
+
+/// The complete lines at the front of a buffer, each as (start, end of its content
+/// without the line ending, start of the next line).
+struct Lines<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for Lines<'_> {
+    type Item = (usize, usize, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.at;
+        let nl = self.buf[start..].iter().position(|&b| b == b'\n')?;
+        self.at = start + nl + 1;
+        let end = if nl > 0 && self.buf[start + nl - 1] == b'\r' {
+            start + nl - 1
+        } else {
+            start + nl
+        };
+        Some((start, end, self.at))
     }
+}
+
+fn too_long<T>(buf: &[u8]) -> Result<Option<T>, FramingError> {
     if buf.len() > MAX_HEAD {
         return malformed(format!("the head is longer than {MAX_HEAD} bytes"));
     }
     Ok(None)
 }
 
+/// The length of the lines at the front of `buf` through the first empty one (a head, or
+/// a chunked body's trailers), once they are all there.
+pub(crate) fn head_len(buf: &[u8]) -> Result<Option<usize>, FramingError> {
+    match (Lines { buf, at: 0 }).find(|(start, end, _)| start == end) {
+        Some((_, _, next)) => Ok(Some(next)),
+        None => too_long(buf),
+    }
+}
+
 fn trim(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t' | b'\r', rest @ ..] = s {
+    while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
-    while let [rest @ .., b' ' | b'\t' | b'\r'] = s {
+    while let [rest @ .., b' ' | b'\t'] = s {
         s = rest;
     }
     s
 }
 
-/// Parses a whole head (as measured by [`head_len`]). Header values share `head`'s memory.
-pub(crate) fn parse_head(head: Bytes) -> Result<Head, FramingError> {
-    let mut lines = head.split(|&b| b == b'\n').map(trim);
-    let status_line = lines.next().unwrap_or_default();
+fn header_name(raw: &[u8]) -> Result<HeaderName, FramingError> {
+    for known in KNOWN_NAMES {
+        if raw.len() == known.len() && raw.eq_ignore_ascii_case(known.as_bytes()) {
+            return Ok(HeaderName::from_static(known));
+        }
+    }
+    HeaderName::from_bytes(raw).map_err(|_| FramingError("a header name".into()))
+}
+
+/// Takes the head at the front of `buf` once it is complete, in one pass over its lines.
+/// Header values share the head's memory.
+pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError> {
+    let mut lines = Lines { buf, at: 0 };
+    let Some((_, status_end, _)) = lines.next() else {
+        return too_long(buf);
+    };
+    let mut fields = [(0usize, 0usize); MAX_FIELDS];
+    let mut count = 0;
+    let len = loop {
+        let Some((start, end, next)) = lines.next() else {
+            return too_long(buf);
+        };
+        if start == end {
+            break next;
+        }
+        if count == MAX_FIELDS {
+            return malformed(format!("more than {MAX_FIELDS} header lines"));
+        }
+        fields[count] = (start, end);
+        count += 1;
+    };
+    let head = buf.split_to(len).freeze();
+    parse_head(head, status_end, &fields[..count]).map(Some)
+}
+
+/// Reads the status line (`head[..status_end]`) and the header lines at `fields`.
+fn parse_head(
+    head: Bytes,
+    status_end: usize,
+    fields: &[(usize, usize)],
+) -> Result<Head, FramingError> {
+    let status_line = &head[..status_end];
     let (version, rest) = match status_line {
         [
             b'H',
@@ -137,17 +216,17 @@ pub(crate) fn parse_head(head: Bytes) -> Result<Head, FramingError> {
         .and_then(|code| StatusCode::from_bytes(code).ok())
         .ok_or_else(|| FramingError("status code".into()))?;
 
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(fields.len());
     let mut length: Option<usize> = None;
     let mut chunked = false;
     let mut encoded = false;
     let mut close = version == b'0';
-    for line in lines.take_while(|l| !l.is_empty()) {
+    for &(start, end) in fields {
+        let line = &head[start..end];
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return malformed("a header line without a colon");
         };
-        let name = HeaderName::from_bytes(&line[..colon])
-            .map_err(|_| FramingError("a header name".into()))?;
+        let name = header_name(&line[..colon])?;
         let value = trim(&line[colon + 1..]);
         // `head` owns these bytes, so the value is a view into it, not a copy.
         let offset = value.as_ptr() as usize - head.as_ptr() as usize;
@@ -222,7 +301,8 @@ pub(crate) fn take_chunks(buf: &mut BytesMut, body: &mut BytesMut) -> Result<boo
             }
             return Ok(false);
         };
-        let line = trim(&buf[..nl]);
+        let line = &buf[..nl];
+        let line = trim(line.strip_suffix(b"\r").unwrap_or(line));
         let digits = line.split(|&b| b == b';').next().map(trim).unwrap_or(line);
         let size = std::str::from_utf8(digits)
             .ok()
@@ -264,8 +344,10 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> Result<Head, FramingError> {
-        let n = head_len(text.as_bytes())?.expect("a complete head");
-        parse_head(Bytes::copy_from_slice(&text.as_bytes()[..n]))
+        let mut buf = BytesMut::from(text.as_bytes());
+        let head = take_head(&mut buf)?.expect("a complete head");
+        assert!(buf.is_empty(), "the whole head is taken");
+        Ok(head)
     }
 
     #[test]
@@ -379,6 +461,11 @@ mod tests {
             let e = head(text).expect_err(text);
             assert!(e.0.contains(reason), "{text:?}: {e}");
         }
+        let crowded = format!(
+            "HTTP/1.1 200 OK\r\n{}\r\n",
+            "a: b\r\n".repeat(MAX_FIELDS + 1)
+        );
+        assert!(head(&crowded).unwrap_err().0.contains("header lines"));
     }
 
     #[test]
