@@ -12,9 +12,9 @@ echo
 echo "## Instructions per invocation (repeatable)"
 echo
 echo "CPU time above swings by ±10% between runs on this machine because most of it is the"
-echo "kernel's loopback TCP and scheduling work, the same for every subject. Instruction counts"
-echo "of the function's own code (callgrind, 5,000 tiny invocations, \`bench --profile tiny\`)"
-echo "repeat to within a fraction of a percent:"
+echo "kernel's loopback TCP and cross-core wake-up work. Instruction counts of the function's"
+echo "own code (callgrind, 5,000 tiny invocations, \`bench --profile tiny\`) repeat to within a"
+echo "fraction of a percent:"
 echo
 cg=$(mktemp -d)
 ./target/release/bench --profile tiny -- valgrind --tool=callgrind --callgrind-out-file="$cg/cg-%p.out" >/dev/null 2>&1

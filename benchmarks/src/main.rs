@@ -317,8 +317,8 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str(&format!(
         "- Runs: {runs} per figure, subjects interleaved (ironlambda, reference, floor; the first two alternate who goes first); medians shown; {spawns} spawns for cold start.\n"
     ));
-    doc.push_str("- Subjects: `benchmarks/examples/echo_ironlambda.rs`, `echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON), all built with the workspace release profile, on a current-thread tokio runtime.\n");
-    doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs on the other core.\n");
+    doc.push_str("- Subjects: `benchmarks/examples/echo_ironlambda.rs`, `echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON, each answer and the next `/next` in one write as ironlambda does), all built with the workspace release profile, on a current-thread tokio runtime.\n");
+    doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs in the bench process, which the scheduler usually puts on the other core, so every message costs a cross-core wake-up.\n");
     doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n\n");
     doc.push_str("## Results\n\n");
     doc.push_str(&report::table(&rows));
