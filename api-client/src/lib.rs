@@ -3,8 +3,8 @@
 //! Everything about the wire lives here, shared by the runtime, the extension library and
 //! the emulator: parsing `AWS_LAMBDA_RUNTIME_API` ([`Endpoint`]), the Runtime API paths and
 //! requests ([`RuntimeApi`], [`RuntimeRoute`]), header names ([`headers`]), bodies and limits
-//! ([`wire`]), request-id validation, a keep-alive HTTP/1.1 [`Client`] and typed
-//! [`ApiError`]s; the Extensions API ([`ExtensionApi`], [`ExtensionRoute`],
+//! ([`wire`]), request-id validation, a keep-alive HTTP/1.1 [`Client`] that can pipeline
+//! requests, and typed [`ApiError`]s; the Extensions API ([`ExtensionApi`], [`ExtensionRoute`],
 //! [`ExtensionEvent`]) and the Telemetry/Logs subscription and event types ([`telemetry`]).
 //! [`Error`] is the error type handlers return, shared by the runtime and extension crates.
 //!

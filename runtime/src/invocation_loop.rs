@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use ironlambda_api_client::{
     ApiResponse, Client, NextHeaders, POLL_ATTEMPTS, RuntimeApi, validate_request_id,
 };
@@ -34,6 +34,10 @@ pub(crate) struct InvocationLoop<H> {
     pub(crate) handler: H,
     pub(crate) config: Arc<Config>,
     pub(crate) trace_env: TraceEnv,
+    /// Responses are serialized here. Each one leaves as a frozen view of this memory, which
+    /// comes back for the next response once it is sent, so large responses do not cost a
+    /// fresh allocation (and its page faults) every time.
+    pub(crate) response_buf: BytesMut,
 }
 
 impl<H: Handler> InvocationLoop<H> {
@@ -80,14 +84,14 @@ impl<H: Handler> InvocationLoop<H> {
         })
     }
 
-    async fn invoke(&self, body: Bytes, ctx: Context) -> Outcome {
+    async fn invoke(&mut self, body: Bytes, ctx: Context) -> Outcome {
         let event = match deserialize_event::<H::Event>(&body) {
             Ok(e) => e,
             Err(e) => return Outcome::Failure(e),
         };
         let event_len = body.len();
         match CatchUnwind(self.handler.call(event, ctx)).await {
-            Ok(Ok(output)) => match serialize(&output, event_len) {
+            Ok(Ok(output)) => match serialize(&output, &mut self.response_buf, event_len) {
                 Ok(json) => Outcome::Response(json),
                 Err(e) => Outcome::Failure(Error::new(
                     SERIALIZATION_ERROR_TYPE,
@@ -140,13 +144,19 @@ impl<H: Handler> InvocationLoop<H> {
     }
 }
 
-/// Writes the response. The buffer starts at the event's size: responses are often about
-/// as large as their events, and growing a multi-megabyte buffer by doubling costs copies
-/// and page faults, while capacity that is never written costs nothing.
-fn serialize<O: serde::Serialize>(output: &O, event_len: usize) -> serde_json::Result<Bytes> {
-    let mut buf = Vec::with_capacity(event_len.max(256));
-    serde_json::to_writer(&mut buf, output)?;
-    Ok(Bytes::from(buf))
+/// Writes the response into `buf`. Room for the event's size is made first: responses
+/// are often about as large as their events, and growing a multi-megabyte buffer by
+/// doubling costs copies and page faults, while capacity that is never written costs
+/// nothing.
+fn serialize<O: serde::Serialize>(
+    output: &O,
+    buf: &mut BytesMut,
+    event_len: usize,
+) -> serde_json::Result<Bytes> {
+    buf.clear();
+    buf.reserve(event_len.max(256));
+    serde_json::to_writer(buf.writer(), output)?;
+    Ok(buf.split().freeze())
 }
 
 /// Reads the event, naming the field that did not fit (e.g. `items[2].id`).

@@ -125,6 +125,7 @@ where
         handler,
         config,
         trace_env: xray::TraceEnv::from_env(),
+        response_buf: bytes::BytesMut::new(),
     }
     .serve()
     .await
