@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderMap, Request, StatusCode};
+use http::{Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -44,10 +44,36 @@ const QUIET: Duration = Duration::from_millis(100);
 pub struct ApiResponse {
     /// The status code.
     pub status: StatusCode,
-    /// The reply headers.
-    pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
+    /// The head as received; headers are read from it only when asked for.
+    head: Bytes,
+}
+
+impl ApiResponse {
+    /// The reply's headers in the order they came: each name as sent (compare names
+    /// case-insensitively) and its value without surrounding whitespace. A header whose
+    /// name or value is not UTF-8 is skipped.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.raw_headers().filter_map(|(name, value)| {
+            Some((
+                std::str::from_utf8(name).ok()?,
+                std::str::from_utf8(value).ok()?,
+            ))
+        })
+    }
+
+    /// The headers as bytes, for readers that look at a few names only.
+    pub(crate) fn raw_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        http1::fields(&self.head)
+    }
+
+    /// The value of the first header called `name` (in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value)
+    }
 }
 
 fn transport(
@@ -304,8 +330,8 @@ impl Client {
         if head.status.is_success() {
             Ok(ApiResponse {
                 status: head.status,
-                headers: head.headers,
                 body,
+                head: head.raw,
             })
         } else {
             Err(ApiError::from_status(head.status, &body))
@@ -428,7 +454,7 @@ mod tests {
             // The answer, then a chunked event, in one write.
             sock.write_all(
                 b"HTTP/1.1 202 Accepted\r\ncontent-length: 15\r\n\r\n{\"status\":\"OK\"}\
-                  HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: id-2\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: id-2\r\nX-Odd: \xff\r\nTransfer-Encoding: chunked\r\n\r\n\
                   4\r\n{\"n\"\r\n3\r\n:2}\r\n0\r\n\r\n",
             )
             .await
@@ -453,7 +479,13 @@ mod tests {
             .expect("the client waited for a reply before writing the second request");
         assert_eq!(answer.status, StatusCode::ACCEPTED);
         assert_eq!(event.body, r#"{"n":2}"#);
-        assert_eq!(event.headers["lambda-runtime-aws-request-id"], "id-2");
+        assert_eq!(event.header("lambda-runtime-aws-request-id"), Some("id-2"));
+        assert_eq!(
+            event.header("x-odd"),
+            None,
+            "a value that is not text is skipped"
+        );
+        assert_eq!(event.headers().count(), 2);
         let wire = server.await.unwrap();
         assert!(
             wire.starts_with("POST /2018-06-01/runtime/invocation/id-1/response HTTP/1.1\r\n"),

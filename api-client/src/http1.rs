@@ -9,10 +9,7 @@
 use std::fmt::Write as _;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
-
-use crate::extension_api::headers as extension_headers;
-use crate::headers;
+use http::{Method, Request, StatusCode, header};
 
 /// The longest reply head accepted; Lambda's heads are a few hundred bytes.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
@@ -73,31 +70,16 @@ pub(crate) enum Framing {
     UntilClose,
 }
 
-/// A reply's status line and headers.
+/// A reply's status line and how its body is framed; the headers stay in `raw`.
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
     pub(crate) framing: Framing,
     /// The server keeps the connection open after this reply.
     pub(crate) keep_alive: bool,
+    /// The whole head as received: status line, header lines, empty line.
+    pub(crate) raw: Bytes,
 }
-
-/// The most header lines a reply may carry.
-const MAX_FIELDS: usize = 100;
-
-/// Header names Lambda sends on replies, interned so reading them does not allocate.
-const KNOWN_NAMES: [&str; 9] = [
-    headers::REQUEST_ID,
-    headers::DEADLINE_MS,
-    headers::INVOKED_FUNCTION_ARN,
-    headers::TRACE_ID,
-    headers::CLIENT_CONTEXT,
-    headers::COGNITO_IDENTITY,
-    headers::TENANT_ID,
-    extension_headers::IDENTIFIER,
-    extension_headers::EVENT_IDENTIFIER,
-];
 
 /// The complete lines at the front of a buffer, each as (start, end of its content
 /// without the line ending, start of the next line).
@@ -129,8 +111,8 @@ fn too_long<T>(buf: &[u8]) -> Result<Option<T>, FramingError> {
     Ok(None)
 }
 
-/// The length of the lines at the front of `buf` through the first empty one (a head, or
-/// a chunked body's trailers), once they are all there.
+/// The length of the lines at the front of `buf` through the first empty one (a chunked
+/// body's trailers), once they are all there.
 pub(crate) fn head_len(buf: &[u8]) -> Result<Option<usize>, FramingError> {
     match (Lines { buf, at: 0 }).find(|(start, end, _)| start == end) {
         Some((_, _, next)) => Ok(Some(next)),
@@ -148,48 +130,62 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-fn header_name(raw: &[u8]) -> Result<HeaderName, FramingError> {
-    for known in KNOWN_NAMES {
-        if raw.len() == known.len() && raw.eq_ignore_ascii_case(known.as_bytes()) {
-            return Ok(HeaderName::from_static(known));
-        }
+/// The bytes a header name may hold: a token, visible ASCII without separators
+/// (RFC 9110 §5.6.2).
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
     }
-    HeaderName::from_bytes(raw).map_err(|_| FramingError("a header name".into()))
+    table
+};
+
+fn is_token(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&b| TOKEN[usize::from(b)])
 }
 
-/// Takes the head at the front of `buf` once it is complete, in one pass over its lines.
-/// Header values share the head's memory.
+/// The header lines of a head taken by [`take_head`], in order: the name as sent and the
+/// value without surrounding whitespace.
+pub(crate) fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    Lines { buf: raw, at: 0 }
+        .skip(1)
+        .take_while(|(start, end, _)| start != end)
+        .filter_map(move |(start, end, _)| {
+            let line = &raw[start..end];
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], trim(&line[colon + 1..])))
+        })
+}
+
+/// Takes the head at the front of `buf` once it is complete, in one pass over its lines:
+/// the status, and the headers that decide how the body ends and whether the connection
+/// stays open. The other headers are read only when asked for, through [`fields`].
 pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError> {
     let mut lines = Lines { buf, at: 0 };
     let Some((_, status_end, _)) = lines.next() else {
         return too_long(buf);
     };
-    let mut fields = [(0usize, 0usize); MAX_FIELDS];
-    let mut count = 0;
-    let len = loop {
-        let Some((start, end, next)) = lines.next() else {
-            return too_long(buf);
-        };
-        if start == end {
-            break next;
-        }
-        if count == MAX_FIELDS {
-            return malformed(format!("more than {MAX_FIELDS} header lines"));
-        }
-        fields[count] = (start, end);
-        count += 1;
-    };
-    let head = buf.split_to(len).freeze();
-    parse_head(head, status_end, &fields[..count]).map(Some)
-}
-
-/// Reads the status line (`head[..status_end]`) and the header lines at `fields`.
-fn parse_head(
-    head: Bytes,
-    status_end: usize,
-    fields: &[(usize, usize)],
-) -> Result<Head, FramingError> {
-    let status_line = &head[..status_end];
+    let status_line = &buf[..status_end];
     let (version, rest) = match status_line {
         [
             b'H',
@@ -216,24 +212,27 @@ fn parse_head(
         .and_then(|code| StatusCode::from_bytes(code).ok())
         .ok_or_else(|| FramingError("status code".into()))?;
 
-    let mut headers = HeaderMap::with_capacity(fields.len());
     let mut length: Option<usize> = None;
     let mut chunked = false;
     let mut encoded = false;
     let mut close = version == b'0';
-    for &(start, end) in fields {
-        let line = &head[start..end];
+    let len = loop {
+        let Some((start, end, next)) = lines.next() else {
+            return too_long(buf);
+        };
+        if start == end {
+            break next;
+        }
+        let line = &buf[start..end];
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             return malformed("a header line without a colon");
         };
-        let name = header_name(&line[..colon])?;
-        let value = trim(&line[colon + 1..]);
-        // `head` owns these bytes, so the value is a view into it, not a copy.
-        let offset = value.as_ptr() as usize - head.as_ptr() as usize;
-        let value = HeaderValue::from_maybe_shared(head.slice(offset..offset + value.len()))
-            .map_err(|_| FramingError(format!("the value of {name}")))?;
-        if name == header::CONTENT_LENGTH {
-            let n = std::str::from_utf8(value.as_bytes())
+        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+        if !is_token(name) {
+            return malformed("a header name");
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let n = std::str::from_utf8(value)
                 .ok()
                 .and_then(|v| v.parse::<usize>().ok())
                 .ok_or_else(|| FramingError("Content-Length".into()))?;
@@ -241,16 +240,15 @@ fn parse_head(
                 return malformed("two different Content-Length values");
             }
             length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             encoded = true;
             // Only the last coding decides how the body ends.
             chunked = value
-                .as_bytes()
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|last| trim(last).eq_ignore_ascii_case(b"chunked"));
-        } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|&b| b == b',').map(trim) {
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -258,8 +256,7 @@ fn parse_head(
                 }
             }
         }
-        headers.append(name, value);
-    }
+    };
 
     let framing = if status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -283,12 +280,12 @@ fn parse_head(
             return malformed(format!("a body of {n} bytes (more than {MAX_BODY})"));
         }
     }
-    Ok(Head {
+    Ok(Some(Head {
         status,
-        headers,
         keep_alive: !close && framing != Framing::UntilClose,
         framing,
-    })
+        raw: buf.split_to(len).freeze(),
+    }))
 }
 
 /// Moves every complete chunk at the front of `buf` into `body`. `Ok(true)` once the
@@ -342,6 +339,7 @@ pub(crate) fn take_chunks(buf: &mut BytesMut, body: &mut BytesMut) -> Result<boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn head(text: &str) -> Result<Head, FramingError> {
         let mut buf = BytesMut::from(text.as_bytes());
@@ -406,7 +404,12 @@ mod tests {
         assert_eq!(h.status, StatusCode::OK);
         assert_eq!(h.framing, Framing::Length(7));
         assert!(h.keep_alive);
-        assert_eq!(h.headers["lambda-runtime-aws-request-id"], "8476a536");
+        let fields: Vec<_> = fields(&h.raw).collect();
+        assert_eq!(fields.len(), 3);
+        assert_eq!(
+            fields[1],
+            (&b"Lambda-Runtime-Aws-Request-Id"[..], &b"8476a536"[..])
+        );
 
         let h = head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
         assert_eq!(h.framing, Framing::Chunked);
@@ -461,11 +464,6 @@ mod tests {
             let e = head(text).expect_err(text);
             assert!(e.0.contains(reason), "{text:?}: {e}");
         }
-        let crowded = format!(
-            "HTTP/1.1 200 OK\r\n{}\r\n",
-            "a: b\r\n".repeat(MAX_FIELDS + 1)
-        );
-        assert!(head(&crowded).unwrap_err().0.contains("header lines"));
     }
 
     #[test]

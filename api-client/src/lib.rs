@@ -15,7 +15,7 @@
 //! let api = RuntimeApi::new(endpoint.clone());
 //! let mut client = Client::new(&endpoint);
 //! let next = client.send(api.next()).await?;
-//! let headers = NextHeaders::from_headers(&next.headers);
+//! let headers = NextHeaders::from_response(&next);
 //! client.send(api.response(&headers.request_id, next.body, "application/json")?).await?;
 //! # Ok(()) }
 //! ```

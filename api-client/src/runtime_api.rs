@@ -3,8 +3,9 @@
 //! [`RuntimeRoute::parse`], so both ends share one definition of the paths.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, header};
+use http::{HeaderValue, Method, Request, header};
 
+use crate::client::ApiResponse;
 use crate::endpoint::Endpoint;
 use crate::headers;
 use crate::request_id::{InvalidRequestId, validate_request_id};
@@ -178,24 +179,38 @@ pub struct NextHeaders {
 }
 
 impl NextHeaders {
-    /// Reads the invocation headers of a `/next` reply, in one pass over the headers
-    /// (no per-name hashing: this runs on every invocation).
-    pub fn from_headers(h: &HeaderMap) -> Self {
+    /// Reads the invocation headers of a `/next` reply.
+    pub fn from_response(reply: &ApiResponse) -> Self {
+        Self::from_fields(reply.raw_headers())
+    }
+
+    /// Reads the invocation headers from (name, value) pairs in one pass; names match in any
+    /// case, and a value that is not text counts as missing.
+    fn from_fields<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
         let mut out = NextHeaders::default();
-        for (name, value) in h {
-            let Some(text) = value.to_str().ok().map(str::trim).filter(|v| !v.is_empty()) else {
+        for (name, value) in fields {
+            let Some(text) = std::str::from_utf8(value)
+                .ok()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+            else {
                 continue;
             };
-            // `HeaderName`s are stored lower-case, so these comparisons are exact.
-            match name.as_str() {
-                headers::REQUEST_ID => out.request_id = text.to_owned(),
-                headers::DEADLINE_MS => out.deadline_ms = text.parse().ok(),
-                headers::INVOKED_FUNCTION_ARN => out.invoked_function_arn = text.to_owned(),
-                headers::TRACE_ID => out.trace_id = Some(text.to_owned()),
-                headers::CLIENT_CONTEXT => out.client_context = Some(text.to_owned()),
-                headers::COGNITO_IDENTITY => out.cognito_identity = Some(text.to_owned()),
-                headers::TENANT_ID => out.tenant_id = Some(text.to_owned()),
-                _ => {}
+            let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
+            if is(headers::REQUEST_ID) {
+                out.request_id = text.to_owned();
+            } else if is(headers::DEADLINE_MS) {
+                out.deadline_ms = text.parse().ok();
+            } else if is(headers::INVOKED_FUNCTION_ARN) {
+                out.invoked_function_arn = text.to_owned();
+            } else if is(headers::TRACE_ID) {
+                out.trace_id = Some(text.to_owned());
+            } else if is(headers::CLIENT_CONTEXT) {
+                out.client_context = Some(text.to_owned());
+            } else if is(headers::COGNITO_IDENTITY) {
+                out.cognito_identity = Some(text.to_owned());
+            } else if is(headers::TENANT_ID) {
+                out.tenant_id = Some(text.to_owned());
             }
         }
         out
@@ -281,31 +296,25 @@ mod tests {
 
     #[test]
     fn next_headers_are_lenient() {
-        let mut h = HeaderMap::new();
-        let empty = NextHeaders::from_headers(&h);
-        assert_eq!(empty, NextHeaders::default());
-        h.insert(
-            "Lambda-Runtime-Aws-Request-Id",
-            HeaderValue::from_static("id-1"),
-        );
-        h.insert(
-            "lambda-runtime-deadline-ms",
-            HeaderValue::from_static("not-a-number"),
-        );
-        h.insert(
-            "LAMBDA-RUNTIME-TRACE-ID",
-            HeaderValue::from_static("Root=1-2-3"),
-        );
-        h.insert(
-            headers::CLIENT_CONTEXT,
-            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
-        );
-        let n = NextHeaders::from_headers(&h);
+        let read = |pairs: &[(&str, &[u8])]| {
+            NextHeaders::from_fields(pairs.iter().map(|(n, v)| (n.as_bytes(), *v)))
+        };
+        assert_eq!(read(&[]), NextHeaders::default());
+        let mut pairs: Vec<(&str, &[u8])> = vec![
+            ("Lambda-Runtime-Aws-Request-Id", b" id-1 "),
+            ("lambda-runtime-deadline-ms", b"not-a-number"),
+            ("LAMBDA-RUNTIME-TRACE-ID", b"Root=1-2-3"),
+            (headers::CLIENT_CONTEXT, b"\xff\xfe"),
+            (headers::COGNITO_IDENTITY, b""),
+            ("x-unrelated", b"1"),
+        ];
+        let n = read(&pairs);
         assert_eq!(n.request_id, "id-1");
         assert_eq!(n.deadline_ms, None);
         assert_eq!(n.trace_id.as_deref(), Some("Root=1-2-3"));
         assert_eq!(n.client_context, None);
-        h.insert(headers::DEADLINE_MS, HeaderValue::from_static("600000"));
-        assert_eq!(NextHeaders::from_headers(&h).deadline_ms, Some(600_000));
+        assert_eq!(n.cognito_identity, None);
+        pairs.push((headers::DEADLINE_MS, b"600000"));
+        assert_eq!(read(&pairs).deadline_ms, Some(600_000));
     }
 }

@@ -168,9 +168,7 @@ impl Extension {
             .await
             .map_err(|e| Error::from(e).with_error_type("Extension.RegistrationFailed"))?;
         let id = reply
-            .headers
-            .get(extension_headers::IDENTIFIER)
-            .and_then(|v| v.to_str().ok())
+            .header(extension_headers::IDENTIFIER)
             .and_then(|v| ExtensionId::new(v).ok())
             .ok_or_else(|| {
                 Error::new(

@@ -269,7 +269,7 @@ async fn extensions_api_refusals_match_production() {
         "test-function"
     );
     let id_of = |r: &ironlambda_api_client::ApiResponse| {
-        ExtensionId::new(r.headers["lambda-extension-identifier"].to_str().unwrap()).unwrap()
+        ExtensionId::new(r.header("lambda-extension-identifier").unwrap()).unwrap()
     };
     let id = id_of(&ok);
     let mut ids = vec![id.clone()];
@@ -354,7 +354,7 @@ async fn extensions_api_refusals_match_production() {
     }
     let invoke_task = invoke_in_background(&emu, "{}");
     let event = runtime_next.await.unwrap();
-    let request_id = NextHeaders::from_headers(&event.headers).request_id;
+    let request_id = NextHeaders::from_response(&event).request_id;
     let delivered = waiting.remove(0).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&delivered.body).contains(&request_id));
     assert_eq!(

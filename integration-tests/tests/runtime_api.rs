@@ -25,7 +25,7 @@ impl Runtime {
 
     async fn next(&mut self) -> (NextHeaders, Bytes) {
         let r = self.client.send(self.api.next()).await.unwrap();
-        (NextHeaders::from_headers(&r.headers), r.body)
+        (NextHeaders::from_response(&r), r.body)
     }
 
     async fn respond(&mut self, id: &str, body: impl Into<Bytes>) -> Result<Bytes, ApiError> {

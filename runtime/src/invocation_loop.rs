@@ -50,7 +50,7 @@ impl<H: Handler> InvocationLoop<H> {
         self.client.queue(self.api.next());
         loop {
             let next = self.next_event().await?;
-            let headers = NextHeaders::from_headers(&next.headers);
+            let headers = NextHeaders::from_response(&next);
             if let Err(e) = validate_request_id(&headers.request_id) {
                 // edge-cases A5: without a usable id nothing can be answered; skip the event.
                 tracing::error!("skipping an event whose {e}");
@@ -61,8 +61,12 @@ impl<H: Handler> InvocationLoop<H> {
             self.trace_env.update(ctx.xray_trace_id.as_deref());
             let span = tracing::info_span!("invocation", requestId = ctx.request_id.as_str());
             let request_id = ctx.request_id.clone();
-            let outcome = self.invoke(next.body, ctx).instrument(span.clone()).await;
-            self.report(&request_id, outcome).instrument(span).await;
+            async {
+                let outcome = self.invoke(next.body, ctx).await;
+                self.report(&request_id, outcome).await;
+            }
+            .instrument(span)
+            .await;
         }
     }
 
