@@ -6,8 +6,12 @@
 //! (HTTP/1.1 pipelining): the runtime writes a finished invocation's `/response` and the
 //! next `/next` in one write, which saves a round trip per invocation. Lambda's Runtime API
 //! server (Go's `net/http`) answers pipelined requests one after the other, as RFC 9112
-//! §9.3.2 requires. No timeout is set: the `/next` long-poll may legitimately block for as
-//! long as the sandbox is frozen (protocol.md §0).
+//! §9.3.2 requires. That section asks a client to pipeline behind a `POST` only if it can
+//! recover when the connection fails part-way: the runtime queues only `/next` behind a
+//! `POST`, and a `/next` lost with its connection is polled again, while the `POST` itself
+//! is never re-sent. No timeout
+//! is set: the `/next` long-poll may legitimately block for as long as the sandbox is
+//! frozen (protocol.md §0).
 
 use std::io::{self, IoSlice};
 use std::os::fd::AsFd;
