@@ -34,7 +34,7 @@ pub mod telemetry;
 pub mod time;
 pub mod wire;
 
-pub use client::{ApiResponse, Client, POLL_ATTEMPTS, POLL_BACKOFF};
+pub use client::{ApiResponse, Client, EncodedRequest, POLL_ATTEMPTS, POLL_BACKOFF};
 pub use diagnostic::Error;
 pub use endpoint::{Endpoint, EndpointError, RUNTIME_API_ENV};
 pub use error::{ApiError, TransportError};

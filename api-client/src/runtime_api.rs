@@ -187,8 +187,24 @@ impl NextHeaders {
     /// Reads the invocation headers from (name, value) pairs in one pass; names match in any
     /// case, and a value that is not text counts as missing.
     fn from_fields<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+        const NAMES: [&str; 7] = [
+            headers::REQUEST_ID,
+            headers::DEADLINE_MS,
+            headers::INVOKED_FUNCTION_ARN,
+            headers::TRACE_ID,
+            headers::CLIENT_CONTEXT,
+            headers::COGNITO_IDENTITY,
+            headers::TENANT_ID,
+        ];
         let mut out = NextHeaders::default();
         for (name, value) in fields {
+            // The name first: most headers are not ours, and their values are never read.
+            let Some(slot) = NAMES
+                .iter()
+                .position(|known| name.eq_ignore_ascii_case(known.as_bytes()))
+            else {
+                continue;
+            };
             let Some(text) = std::str::from_utf8(value)
                 .ok()
                 .map(str::trim)
@@ -196,21 +212,14 @@ impl NextHeaders {
             else {
                 continue;
             };
-            let is = |known: &str| name.eq_ignore_ascii_case(known.as_bytes());
-            if is(headers::REQUEST_ID) {
-                out.request_id = text.to_owned();
-            } else if is(headers::DEADLINE_MS) {
-                out.deadline_ms = text.parse().ok();
-            } else if is(headers::INVOKED_FUNCTION_ARN) {
-                out.invoked_function_arn = text.to_owned();
-            } else if is(headers::TRACE_ID) {
-                out.trace_id = Some(text.to_owned());
-            } else if is(headers::CLIENT_CONTEXT) {
-                out.client_context = Some(text.to_owned());
-            } else if is(headers::COGNITO_IDENTITY) {
-                out.cognito_identity = Some(text.to_owned());
-            } else if is(headers::TENANT_ID) {
-                out.tenant_id = Some(text.to_owned());
+            match slot {
+                0 => out.request_id = text.to_owned(),
+                1 => out.deadline_ms = text.parse().ok(),
+                2 => out.invoked_function_arn = text.to_owned(),
+                3 => out.trace_id = Some(text.to_owned()),
+                4 => out.client_context = Some(text.to_owned()),
+                5 => out.cognito_identity = Some(text.to_owned()),
+                _ => out.tenant_id = Some(text.to_owned()),
             }
         }
         out

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ironlambda_api_client::{
-    ApiResponse, Client, NextHeaders, POLL_ATTEMPTS, RuntimeApi, validate_request_id,
+    ApiResponse, Client, EncodedRequest, NextHeaders, POLL_ATTEMPTS, RuntimeApi,
+    validate_request_id,
 };
 use tracing::Instrument;
 
@@ -38,6 +39,8 @@ pub(crate) struct InvocationLoop<H> {
     /// comes back for the next response once it is sent, so large responses do not cost a
     /// fresh allocation (and its page faults) every time.
     pub(crate) response_buf: BytesMut,
+    /// `/next`, framed once: it is sent after every invocation.
+    pub(crate) next_request: EncodedRequest,
 }
 
 impl<H: Handler> InvocationLoop<H> {
@@ -47,14 +50,14 @@ impl<H: Handler> InvocationLoop<H> {
     /// Exactly one `/next` is queued or in flight at the top of the loop: each answer goes
     /// out in the same write as the following `/next` (see [`Self::report`]).
     pub(crate) async fn serve(mut self) -> Result<(), Error> {
-        self.client.queue(self.api.next());
+        self.client.queue_encoded(&self.next_request);
         loop {
             let next = self.next_event().await?;
             let headers = NextHeaders::from_response(&next);
             if let Err(e) = validate_request_id(&headers.request_id) {
                 // edge-cases A5: without a usable id nothing can be answered; skip the event.
                 tracing::error!("skipping an event whose {e}");
-                self.client.queue(self.api.next());
+                self.client.queue_encoded(&self.next_request);
                 continue;
             }
             let ctx = Context::from_next(headers, self.config.clone());
@@ -134,7 +137,7 @@ impl<H: Handler> InvocationLoop<H> {
                 false
             }
         };
-        self.client.queue(self.api.next());
+        self.client.queue_encoded(&self.next_request);
         if !answered {
             return;
         }

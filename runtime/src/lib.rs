@@ -119,6 +119,7 @@ where
             return Err(invocation_loop::report_init_error(&mut client, &api, e).await);
         }
     };
+    let next_request = ironlambda_api_client::EncodedRequest::new(&api.next());
     invocation_loop::InvocationLoop {
         client,
         api,
@@ -126,6 +127,7 @@ where
         config,
         trace_env: xray::TraceEnv::from_env(),
         response_buf: bytes::BytesMut::new(),
+        next_request,
     }
     .serve()
     .await
