@@ -147,7 +147,7 @@ impl Endpoint {
         *req.method_mut() = method;
         // The prefix was checked at parse time and API paths come from validated parts, so
         // the path is a valid URI; an empty one would only be refused by the server.
-        *req.uri_mut() = self.path(api_path).parse().unwrap_or_default();
+        *req.uri_mut() = http::Uri::try_from(self.path(api_path)).unwrap_or_default();
         req.headers_mut().insert(header::HOST, self.host.clone());
         req
     }

@@ -119,7 +119,7 @@ impl RuntimeApi {
         content_type: &'static str,
     ) -> Result<Request<Body>, InvalidRequestId> {
         validate_request_id(request_id)?;
-        let path = format!("{INVOCATION_PREFIX}{request_id}/response");
+        let path = [INVOCATION_PREFIX, request_id, "/response"].concat();
         let mut req = self.endpoint.request(Method::POST, &path, body);
         req.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -134,7 +134,7 @@ impl RuntimeApi {
         json_body: Bytes,
     ) -> Result<Request<Body>, InvalidRequestId> {
         validate_request_id(request_id)?;
-        let path = format!("{INVOCATION_PREFIX}{request_id}/error");
+        let path = [INVOCATION_PREFIX, request_id, "/error"].concat();
         Ok(self.error_request(&path, error_type, json_body))
     }
 
