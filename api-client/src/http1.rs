@@ -81,6 +81,29 @@ pub(crate) struct Head {
     pub(crate) raw: Bytes,
 }
 
+/// The position of the first `byte` in `haystack`, looking at eight bytes per step (heads
+/// are scanned for line ends on every reply, so this is on the hot path).
+fn find(haystack: &[u8], byte: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = ONES * u64::from(byte);
+    let mut chunks = haystack.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8])) ^ pattern;
+        // A byte of `word` is zero exactly where `chunk` holds `byte`.
+        if word.wrapping_sub(ONES) & !word & HIGHS != 0 {
+            return chunk.iter().position(|&b| b == byte).map(|i| at + i);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| at + i)
+}
+
 /// The complete lines at the front of a buffer, each as (start, end of its content
 /// without the line ending, start of the next line).
 struct Lines<'a> {
@@ -93,7 +116,7 @@ impl Iterator for Lines<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let start = self.at;
-        let nl = self.buf[start..].iter().position(|&b| b == b'\n')?;
+        let nl = find(&self.buf[start..], b'\n')?;
         self.at = start + nl + 1;
         let end = if nl > 0 && self.buf[start + nl - 1] == b'\r' {
             start + nl - 1
@@ -172,7 +195,7 @@ pub(crate) fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         .take_while(|(start, end, _)| start != end)
         .filter_map(move |(start, end, _)| {
             let line = &raw[start..end];
-            let colon = line.iter().position(|&b| b == b':')?;
+            let colon = find(line, b':')?;
             Some((&line[..colon], trim(&line[colon + 1..])))
         })
 }
@@ -224,7 +247,7 @@ pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError
             break next;
         }
         let line = &buf[start..end];
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = find(line, b':') else {
             return malformed("a header line without a colon");
         };
         let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
@@ -292,7 +315,7 @@ pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError
 /// last chunk and any trailers are consumed; `Ok(false)` when more bytes are needed.
 pub(crate) fn take_chunks(buf: &mut BytesMut, body: &mut BytesMut) -> Result<bool, FramingError> {
     loop {
-        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        let Some(nl) = find(buf, b'\n') else {
             if buf.len() > MAX_HEAD {
                 return malformed("a chunk size line that never ends");
             }
@@ -378,6 +401,23 @@ mod tests {
         let mut out = BytesMut::new();
         encode_head(&empty_post, &mut out);
         assert_eq!(&out[..], b"POST /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn find_matches_a_plain_search() {
+        let text: Vec<u8> = (0..200u32)
+            .map(|i| b"ab:\n\x80\xff"[(i * 7 % 6) as usize])
+            .collect();
+        for start in 0..text.len() {
+            for byte in [b'\n', b':', 0x80, 0xff, b'z'] {
+                let hay = &text[start..];
+                assert_eq!(
+                    find(hay, byte),
+                    hay.iter().position(|&b| b == byte),
+                    "{start} {byte}"
+                );
+            }
+        }
     }
 
     #[test]
