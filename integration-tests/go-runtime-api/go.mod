@@ -1,0 +1,3 @@
+module ironlambda/go-runtime-api
+
+go 1.19
