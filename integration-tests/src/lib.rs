@@ -41,6 +41,17 @@ pub fn emulator(name: &str) -> EmulatorBuilder {
         .init_timeout(PATIENCE)
 }
 
+/// An emulator whose `test-function` starts eagerly and never calls the Runtime API
+/// (`IDLE=1`), so the test can play the runtime or extensions itself.
+pub async fn idle_emulator() -> Emulator {
+    emulator("test-function")
+        .env("IDLE", "1")
+        .eager_init(true)
+        .start()
+        .await
+        .expect("the emulator starts")
+}
+
 /// How many times the runtime was started so far.
 pub fn init_count(emulator: &Emulator) -> usize {
     emulator

@@ -12,7 +12,8 @@ use ironlambda_api_client::{
 };
 use ironlambda_emulator::Logs;
 use ironlambda_integration_tests::{
-    PATIENCE, Scratch, emulator, extensions_dir, init_count, invoke_in_background, report_line,
+    PATIENCE, Scratch, emulator, extensions_dir, idle_emulator, init_count, invoke_in_background,
+    report_line,
 };
 use serde_json::json;
 
@@ -233,12 +234,7 @@ async fn telemetry_records_arrive_at_the_extensions_listener() {
 /// idle, so every Extensions API answer can be checked (edge-cases B1–B9, C2).
 #[tokio::test]
 async fn extensions_api_refusals_match_production() {
-    let emu = emulator("test-function")
-        .env("IDLE", "1")
-        .eager_init(true)
-        .start()
-        .await
-        .unwrap();
+    let emu = idle_emulator().await;
     let endpoint = Endpoint::parse(&emu.addr().to_string()).unwrap();
     let api = ExtensionApi::new(endpoint.clone());
     let mut client = Client::new(&endpoint);

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use ironlambda_api_client::{ApiError, Client, Endpoint, NextHeaders, RuntimeApi};
 use ironlambda_emulator::Emulator;
-use ironlambda_integration_tests::{emulator, invoke_in_background};
+use ironlambda_integration_tests::{idle_emulator, invoke_in_background};
 use serde_json::json;
 
 struct Runtime {
@@ -43,12 +43,7 @@ fn error_type(e: &ApiError) -> &str {
 
 #[tokio::test]
 async fn runtime_api_status_codes_match_production() {
-    let emu = emulator("test-function")
-        .env("IDLE", "1")
-        .eager_init(true)
-        .start()
-        .await
-        .unwrap();
+    let emu = idle_emulator().await;
     let mut rt = Runtime::new(&emu);
 
     // Invocation A: the event and its headers.
@@ -153,12 +148,7 @@ async fn runtime_api_status_codes_match_production() {
 
 #[tokio::test]
 async fn a_next_before_answering_gets_the_same_event_again() {
-    let emu = emulator("test-function")
-        .env("IDLE", "1")
-        .eager_init(true)
-        .start()
-        .await
-        .unwrap();
+    let emu = idle_emulator().await;
     let mut rt = Runtime::new(&emu);
     let a = invoke_in_background(&emu, json!({"n": 1}).to_string());
     let (first, _) = rt.next().await;
