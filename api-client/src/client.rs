@@ -18,7 +18,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{Request, StatusCode};
+use http::{HeaderValue, Request, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -322,6 +322,46 @@ impl Client {
         self.queued += 1;
     }
 
+    /// Writes `req`'s head (it must carry `Transfer-Encoding: chunked`), after anything
+    /// queued before it; its body then goes out with [`send_chunk`](Self::send_chunk) and
+    /// ends with [`end_chunked`](Self::end_chunked). Its reply is owed a
+    /// [`receive`](Self::receive) like any queued request's.
+    ///
+    /// Cancel safety: the three calls write straight to the connection, so dropping one of
+    /// their futures half-way leaves a request half-written. Finish the body (or drop the
+    /// client) before sending anything else.
+    pub async fn begin_chunked(&mut self, req: Request<Body>) -> Result<(), ApiError> {
+        self.queue(req);
+        self.flush().await.map_err(|e| self.fail(e))
+    }
+
+    /// Writes one chunk of the body begun by [`begin_chunked`](Self::begin_chunked) and
+    /// returns once the kernel has taken it: a reader that does not keep up holds the
+    /// writer back, so a stream is never buffered here. Empty chunks are skipped (an empty
+    /// chunk would end the body).
+    pub async fn send_chunk(&mut self, data: Bytes) -> Result<(), ApiError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let Some(conn) = self.connection.as_mut() else {
+            return Err(self.fail(transport(
+                "sending to the Lambda API",
+                "the connection ended during a streamed body",
+            )));
+        };
+        let mut segments = [http1::chunk_size_line(data.len()), data, Bytes::from_static(b"\r\n")];
+        match conn.write(&mut segments).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(transport("sending to the Lambda API", e))),
+        }
+    }
+
+    /// Ends the chunked body with `trailers` (RFC 9112 §7.1.2). The end is written together
+    /// with whatever is queued next, by the next [`receive`](Self::receive).
+    pub fn end_chunked(&mut self, trailers: &[(&str, &HeaderValue)]) {
+        http1::last_chunk(trailers, &mut self.out);
+    }
+
     /// Writes whatever is queued (in one write), then reads the reply to the oldest request
     /// still owed one. When the connection fails, this and every other reply owed on it
     /// come back as transport errors, one per call.
@@ -333,7 +373,7 @@ impl Client {
                 "the connection ended before this request was answered",
             ));
         }
-        if self.queued > 0 {
+        if self.queued > 0 || !self.out.is_empty() {
             if let Err(e) = self.flush().await {
                 return Err(self.fail(e));
             }

@@ -17,7 +17,11 @@ pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
 pub const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
 /// `streaming` on a streamed `/response`; absent for buffered ones (protocol.md §1.3).
 pub const FUNCTION_RESPONSE_MODE: &str = "lambda-runtime-function-response-mode";
-/// Error type sent with `/error` and `/init/error`.
+/// Error body of a streamed response that failed part-way: a trailer holding the base64
+/// of the error JSON (protocol.md §1.3).
+pub const FUNCTION_ERROR_BODY: &str = "lambda-runtime-function-error-body";
+/// Error type sent with `/error` and `/init/error`, and as a trailer of a streamed
+/// response that failed part-way.
 pub const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 /// Invoke API reply header that marks a function error.
 pub const AMZ_FUNCTION_ERROR: &str = "x-amz-function-error";

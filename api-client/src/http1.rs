@@ -34,10 +34,13 @@ fn malformed<T>(what: impl Into<String>) -> Result<T, FramingError> {
 }
 
 /// Appends the request line and headers of `req` to `out`, with a `Content-Length` for
-/// any body (and for every `POST`, as servers expect one).
+/// any body (and for every `POST`, as servers expect one). A request that carries
+/// `Transfer-Encoding: chunked` gets no length: its body follows in chunks
+/// ([`chunk_size_line`], [`last_chunk`]).
 pub(crate) fn encode_head(req: &Request<Bytes>, out: &mut BytesMut) {
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let body = req.body().len();
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     out.reserve(64 + target.len() + 48 * req.headers().len());
     out.put_slice(req.method().as_str().as_bytes());
     out.put_u8(b' ');
@@ -52,9 +55,29 @@ pub(crate) fn encode_head(req: &Request<Bytes>, out: &mut BytesMut) {
         out.put_slice(value.as_bytes());
         out.put_slice(b"\r\n");
     }
-    if body > 0 || req.method() != Method::GET {
+    if chunked {
+        out.put_slice(b"transfer-encoding: chunked\r\n");
+    } else if body > 0 || req.method() != Method::GET {
         // Writing into a `BytesMut` cannot fail.
         let _ = write!(out, "content-length: {body}\r\n");
+    }
+    out.put_slice(b"\r\n");
+}
+
+/// The line that opens a chunk of `len` bytes (RFC 9112 §7.1); `len` must not be 0, which
+/// would end the body.
+pub(crate) fn chunk_size_line(len: usize) -> Bytes {
+    Bytes::from(format!("{len:x}\r\n"))
+}
+
+/// The end of a chunked body: the last (empty) chunk, the trailer fields, the empty line.
+pub(crate) fn last_chunk(trailers: &[(&str, &http::HeaderValue)], out: &mut BytesMut) {
+    out.put_slice(b"0\r\n");
+    for (name, value) in trailers {
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value.as_bytes());
+        out.put_slice(b"\r\n");
     }
     out.put_slice(b"\r\n");
 }

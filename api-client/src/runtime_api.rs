@@ -64,6 +64,28 @@ impl<'a> RuntimeRoute<'a> {
     }
 }
 
+/// The trailers a streamed response declares in its `Trailer:` header.
+const STREAM_TRAILERS: &str =
+    "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body";
+
+/// The trailers that end a streamed response which failed part-way (protocol.md §1.3,
+/// edge-cases A17): the sanitized error type, and the error JSON in standard base64.
+pub fn stream_error_trailers(
+    error_type: &str,
+    error_json: &[u8],
+) -> [(&'static str, HeaderValue); 2] {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(error_json);
+    [
+        (headers::FUNCTION_ERROR_TYPE, sanitize_error_type(error_type)),
+        (
+            headers::FUNCTION_ERROR_BODY,
+            // Base64 is always a valid header value.
+            HeaderValue::from_str(&body).unwrap_or_else(|_| HeaderValue::from_static("")),
+        ),
+    ]
+}
+
 /// Makes an error type safe for a header (edge-cases A20): visible ASCII only, at most
 /// [`MAX_ERROR_TYPE_LEN`] bytes; anything else is replaced so the header is always sent.
 pub fn sanitize_error_type(error_type: &str) -> HeaderValue {
@@ -116,13 +138,39 @@ impl RuntimeApi {
         &self,
         request_id: &str,
         body: Bytes,
-        content_type: &'static str,
+        content_type: impl TryInto<HeaderValue>,
     ) -> Result<Request<Body>, InvalidRequestId> {
         validate_request_id(request_id)?;
         let path = [INVOCATION_PREFIX, request_id, "/response"].concat();
         let mut req = self.endpoint.request(Method::POST, &path, body);
-        req.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let content_type = content_type
+            .try_into()
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+        req.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        Ok(req)
+    }
+
+    /// The head of a streamed `POST /runtime/invocation/{id}/response` (protocol.md §1.3):
+    /// `Lambda-Runtime-Function-Response-Mode: streaming`, a chunked body, and the two
+    /// error trailers declared up front. Send it with [`Client::begin_chunked`].
+    ///
+    /// [`Client::begin_chunked`]: crate::Client::begin_chunked
+    pub fn streaming_response(
+        &self,
+        request_id: &str,
+        content_type: HeaderValue,
+    ) -> Result<Request<Body>, InvalidRequestId> {
+        validate_request_id(request_id)?;
+        let path = [INVOCATION_PREFIX, request_id, "/response"].concat();
+        let mut req = self.endpoint.request(Method::POST, &path, Bytes::new());
+        let h = req.headers_mut();
+        h.insert(header::CONTENT_TYPE, content_type);
+        h.insert(
+            headers::FUNCTION_RESPONSE_MODE,
+            HeaderValue::from_static("streaming"),
+        );
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::TRAILER, HeaderValue::from_static(STREAM_TRAILERS));
         Ok(req)
     }
 

@@ -5,10 +5,10 @@ use std::future::Future;
 use std::marker::PhantomData;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::context::Context;
+use crate::response::IntoResponse;
 use ironlambda_api_client::Error;
 
 /// A Lambda function. Implement it for a struct when the handler holds state built once at
@@ -32,9 +32,12 @@ use ironlambda_api_client::Error;
 pub trait Handler: Send + Sync + 'static {
     /// The event type, read from the invocation's JSON payload.
     type Event: DeserializeOwned + Send;
-    /// The response type, written as JSON.
-    type Output: Serialize + Send;
-    /// The error type; anything convertible into [`Error`].
+    /// The response: anything `Serialize` (sent as JSON), [`Raw`](crate::Raw) bytes,
+    /// a [`Streaming`](crate::Streaming) response, … (see [`IntoResponse`]).
+    type Output: IntoResponse;
+    /// The error type: [`Error`], any `std::error::Error + Send + Sync + 'static`,
+    /// `Box<dyn std::error::Error + Send + Sync>`, `String`, `&'static str`,
+    /// `anyhow::Error`, `eyre::Report`, or your own type with `From<YourType> for Error`.
     type Error: Into<Error> + Send;
 
     /// Handles one invocation.
@@ -47,7 +50,8 @@ pub struct HandlerFn<F, E> {
     _event: PhantomData<fn(E)>,
 }
 
-/// Turns `async fn(E, Context) -> Result<O, Er>` into a [`Handler`].
+/// Turns `async fn(E, Context) -> Result<O, Er>` into a [`Handler`]. `O` is any
+/// [`IntoResponse`]; `Er` any error type [`Handler::Error`] lists.
 ///
 /// ```
 /// use ironlambda_runtime::{Context, Error, handler_fn};
@@ -69,7 +73,7 @@ where
     F: Fn(E, Context) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, Er>> + Send,
     E: DeserializeOwned + Send + 'static,
-    O: Serialize + Send,
+    O: IntoResponse,
     Er: Into<Error> + Send,
 {
     type Event = E;

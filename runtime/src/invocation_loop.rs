@@ -1,17 +1,20 @@
 //! The invocation loop: `/next` → handler → `/response` or `/error`, forever.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use http::HeaderValue;
 use ironlambda_api_client::{
     ApiResponse, Client, EncodedRequest, NextHeaders, POLL_ATTEMPTS, RuntimeApi,
-    validate_request_id,
+    stream_error_trailers, validate_request_id,
 };
 use tracing::Instrument;
 
 use crate::config::Config;
 use crate::context::Context;
 use crate::handler::Handler;
+use crate::response::{ChunkStream, IntoResponse, Response, ResponseBody, ResponseBuffer};
 use crate::xray::TraceEnv;
 use ironlambda_api_client::Error;
 use ironlambda_api_client::panic::{CatchUnwind, panic_message};
@@ -20,13 +23,18 @@ use ironlambda_api_client::panic::{CatchUnwind, panic_message};
 pub const INVALID_EVENT_ERROR_TYPE: &str = "Runtime.InvalidEvent";
 /// Error type reported when the handler's output does not serialize.
 pub const SERIALIZATION_ERROR_TYPE: &str = "Runtime.SerializationError";
-/// Error type reported when the handler panicked.
+/// Error type reported when the handler panicked (or a `Deserialize`/`Serialize` impl, or
+/// a response stream).
 pub const PANIC_ERROR_TYPE: &str = "Panic";
 
 /// What one invocation produced.
 enum Outcome {
-    Response(Bytes),
+    Response(Response),
     Failure(Error),
+}
+
+fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
+    Error::new(PANIC_ERROR_TYPE, panic_message(payload))
 }
 
 pub(crate) struct InvocationLoop<H> {
@@ -38,7 +46,7 @@ pub(crate) struct InvocationLoop<H> {
     /// Responses are serialized here. Each one leaves as a frozen view of this memory, which
     /// comes back for the next response once it is sent, so large responses do not cost a
     /// fresh allocation (and its page faults) every time.
-    pub(crate) response_buf: BytesMut,
+    pub(crate) response_buf: ResponseBuffer,
     /// `/next`, framed once: it is sent after every invocation.
     pub(crate) next_request: EncodedRequest,
 }
@@ -92,23 +100,25 @@ impl<H: Handler> InvocationLoop<H> {
     }
 
     async fn invoke(&mut self, body: Bytes, ctx: Context) -> Outcome {
-        let event = match deserialize_event::<H::Event>(&body) {
-            Ok(e) => e,
-            Err(e) => return Outcome::Failure(e),
+        // A user's `Deserialize` or `Serialize` impl may panic too: that fails this
+        // invocation, like a panic in the handler.
+        let event = match catch_unwind(|| deserialize_event::<H::Event>(&body)) {
+            Ok(Ok(e)) => e,
+            Ok(Err(e)) => return Outcome::Failure(e),
+            Err(payload) => return Outcome::Failure(panicked(&*payload)),
         };
-        let event_len = body.len();
-        match CatchUnwind(self.handler.call(event, ctx)).await {
-            Ok(Ok(output)) => match serialize(&output, &mut self.response_buf, event_len) {
-                Ok(json) => Outcome::Response(json),
-                Err(e) => Outcome::Failure(Error::new(
-                    SERIALIZATION_ERROR_TYPE,
-                    format!("failed to serialize the response: {e}"),
-                )),
-            },
-            Ok(Err(e)) => Outcome::Failure(e.into()),
-            Err(payload) => {
-                Outcome::Failure(Error::new(PANIC_ERROR_TYPE, panic_message(&*payload)))
-            }
+        self.response_buf.expect(body.len());
+        drop(body);
+        let output = match CatchUnwind(self.handler.call(event, ctx)).await {
+            Ok(Ok(output)) => output,
+            Ok(Err(e)) => return Outcome::Failure(e.into()),
+            Err(payload) => return Outcome::Failure(panicked(&*payload)),
+        };
+        let buf = &mut self.response_buf;
+        match catch_unwind(AssertUnwindSafe(|| output.into_response(buf))) {
+            Ok(Ok(response)) => Outcome::Response(response),
+            Ok(Err(e)) => Outcome::Failure(e),
+            Err(payload) => Outcome::Failure(panicked(&*payload)),
         }
     }
 
@@ -119,7 +129,23 @@ impl<H: Handler> InvocationLoop<H> {
     /// decides whether the environment is still usable.
     async fn report(&mut self, request_id: &str, outcome: Outcome) {
         let request = match outcome {
-            Outcome::Response(body) => self.api.response(request_id, body, "application/json"),
+            Outcome::Response(Response {
+                content_type,
+                body: ResponseBody::Buffered(body),
+            }) => self.api.response(request_id, body, &*content_type),
+            Outcome::Response(Response {
+                content_type,
+                body: ResponseBody::Streaming { prelude, chunks },
+            }) => {
+                let answered = self
+                    .stream(request_id, &content_type, prelude, chunks)
+                    .await;
+                self.client.queue_encoded(&self.next_request);
+                if answered {
+                    self.receive_answer().await;
+                }
+                return;
+            }
             Outcome::Failure(e) => {
                 tracing::error!(errorType = %e.error_type(), "invocation failed: {}", e.message());
                 let body = serde_json::to_vec(&e.to_error_request()).unwrap_or_default();
@@ -138,9 +164,13 @@ impl<H: Handler> InvocationLoop<H> {
             }
         };
         self.client.queue_encoded(&self.next_request);
-        if !answered {
-            return;
+        if answered {
+            self.receive_answer().await;
         }
+    }
+
+    /// Reads Lambda's answer to `/response` or `/error`.
+    async fn receive_answer(&mut self) {
         if let Err(e) = self.client.receive().await {
             if e.is_per_invocation() {
                 tracing::warn!("Lambda refused the result of this invocation: {e}");
@@ -149,21 +179,70 @@ impl<H: Handler> InvocationLoop<H> {
             }
         }
     }
-}
 
-/// Writes the response into `buf`. Room for the event's size is made first: responses
-/// are often about as large as their events, and growing a multi-megabyte buffer by
-/// doubling costs copies and page faults, while capacity that is never written costs
-/// nothing.
-fn serialize<O: serde::Serialize>(
-    output: &O,
-    buf: &mut BytesMut,
-    event_len: usize,
-) -> serde_json::Result<Bytes> {
-    buf.clear();
-    buf.reserve(event_len.max(256));
-    serde_json::to_writer(buf.writer(), output)?;
-    Ok(buf.split().freeze())
+    /// Streams a response (protocol.md §1.3): the head, the prelude if any, then each chunk
+    /// as the stream yields it, each written before the next is asked for (back-pressure).
+    /// An error or a panic in the stream ends the body with the error trailers. Returns
+    /// whether Lambda's answer is still to be read: `false` when the request could not be
+    /// sent (the failure already took the answer's place).
+    async fn stream(
+        &mut self,
+        request_id: &str,
+        content_type: &str,
+        prelude: Option<Bytes>,
+        mut chunks: ChunkStream,
+    ) -> bool {
+        let content_type = HeaderValue::from_str(content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+        let head = match self.api.streaming_response(request_id, content_type) {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::error!("cannot report the invocation: {e}");
+                return false;
+            }
+        };
+        if let Err(e) = self.client.begin_chunked(head).await {
+            tracing::error!("could not start the streamed response: {e}");
+            return false;
+        }
+        if let Some(prelude) = prelude {
+            if let Err(e) = self.client.send_chunk(prelude).await {
+                tracing::error!("the streamed response was cut off: {e}");
+                return false;
+            }
+        }
+        let failure = loop {
+            let next = std::future::poll_fn(|cx| chunks.as_mut().poll_next(cx));
+            match CatchUnwind(next).await {
+                Ok(Some(Ok(chunk))) => {
+                    if let Err(e) = self.client.send_chunk(chunk).await {
+                        tracing::error!("the streamed response was cut off: {e}");
+                        return false;
+                    }
+                }
+                Ok(Some(Err(e))) => break Some(e),
+                Ok(None) => break None,
+                Err(payload) => break Some(panicked(&*payload)),
+            }
+        };
+        // The producer learns that nobody reads any more.
+        drop(chunks);
+        match failure {
+            None => self.client.end_chunked(&[]),
+            Some(e) => {
+                tracing::error!(
+                    errorType = %e.error_type(),
+                    "invocation failed part-way through its streamed response: {}",
+                    e.message()
+                );
+                let json = serde_json::to_vec(&e.to_error_request()).unwrap_or_default();
+                let trailers = stream_error_trailers(e.error_type(), &json);
+                let fields = trailers.each_ref().map(|(name, value)| (*name, value));
+                self.client.end_chunked(&fields);
+            }
+        }
+        true
+    }
 }
 
 /// Reads the event, naming the field that did not fit (e.g. `items[2].id`).

@@ -39,6 +39,7 @@ mod context;
 mod handler;
 mod invocation_loop;
 mod logging;
+mod response;
 mod xray;
 
 use std::future::Future;
@@ -53,6 +54,10 @@ pub use handler::{Handler, HandlerFn, handler_fn};
 pub use invocation_loop::{INVALID_EVENT_ERROR_TYPE, PANIC_ERROR_TYPE, SERIALIZATION_ERROR_TYPE};
 pub use ironlambda_api_client::Error;
 pub use logging::{LogFormat, init_default_subscriber};
+pub use response::{
+    HTTP_INTEGRATION_CONTENT_TYPE, HttpIntegration, IntoResponse, Raw, Response, ResponseBuffer,
+    StreamClosed, StreamSender, Streaming,
+};
 
 /// Cleanup hooks that run when Lambda shuts the environment down (SIGTERM); install it
 /// before [`run`]. See [`ironlambda_extension::GracefulShutdown`].
@@ -126,7 +131,7 @@ where
         handler,
         config,
         trace_env: xray::TraceEnv::from_env(),
-        response_buf: bytes::BytesMut::new(),
+        response_buf: response::ResponseBuffer::new(),
         next_request,
     }
     .serve()

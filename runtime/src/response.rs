@@ -1,0 +1,563 @@
+//! What a handler returns, and how it goes on the wire (protocol.md §1.2, §1.3).
+//!
+//! A handler's output implements [`IntoResponse`], in the spirit of axum's trait of the
+//! same name:
+//! - anything `Serialize` is sent as JSON (`application/json`), as before;
+//! - [`Raw`] is bytes or text with a content type of your choosing;
+//! - [`Streaming`] is a streamed response: chunks go out as they are produced, and an
+//!   error part-way ends the stream with Lambda's error trailers;
+//! - [`HttpIntegration`] is a Function URL (or API Gateway) response: status, headers and
+//!   cookies in a prelude, then a buffered or streamed body.
+//!
+//! ```
+//! use ironlambda_runtime::{Context, Error, Raw, Streaming};
+//!
+//! async fn page(_: serde_json::Value, _: Context) -> Result<Raw, Error> {
+//!     Ok(Raw::new("text/html; charset=utf-8", "<h1>Hello</h1>"))
+//! }
+//!
+//! async fn tokens(_: serde_json::Value, _: Context) -> Result<Streaming, Error> {
+//!     let (sender, response) = Streaming::channel();
+//!     tokio::spawn(async move {
+//!         for word in ["Hello", ", ", "world"] {
+//!             if sender.send(word).await.is_err() {
+//!                 return; // the invocation ended: nobody reads any more
+//!             }
+//!         }
+//!     });
+//!     Ok(response)
+//! }
+//! ```
+
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_core::Stream;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use ironlambda_api_client::Error;
+
+/// The content type of JSON responses.
+pub(crate) const JSON: &str = "application/json";
+/// The content type of a stream that did not name one (what the Node runtime uses).
+const OCTET_STREAM: &str = "application/octet-stream";
+/// The content type that tells Lambda a prelude precedes the body (protocol.md §1.3).
+pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
+    "application/vnd.awslambda.http-integration-response";
+/// What separates an HTTP-integration prelude from the body.
+const PRELUDE_SEPARATOR: [u8; 8] = [0; 8];
+
+/// A stream of chunks as the runtime sends it.
+pub(crate) type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+
+/// A response ready to send: buffered bytes or a stream, with its content type.
+pub struct Response {
+    pub(crate) content_type: Cow<'static, str>,
+    pub(crate) body: ResponseBody,
+}
+
+pub(crate) enum ResponseBody {
+    Buffered(Bytes),
+    /// Streamed; `prelude` goes out first (HTTP integration).
+    Streaming {
+        prelude: Option<Bytes>,
+        chunks: ChunkStream,
+    },
+}
+
+impl Response {
+    /// A buffered response.
+    pub fn buffered(content_type: impl Into<Cow<'static, str>>, body: impl Into<Bytes>) -> Self {
+        Response {
+            content_type: content_type.into(),
+            body: ResponseBody::Buffered(body.into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = match &self.body {
+            ResponseBody::Buffered(b) => format!("{} bytes", b.len()),
+            ResponseBody::Streaming { .. } => "a stream".to_owned(),
+        };
+        f.debug_struct("Response")
+            .field("content_type", &self.content_type)
+            .field("body", &body)
+            .finish()
+    }
+}
+
+/// Where [`IntoResponse`] writes a serialized body: a buffer the runtime reuses from one
+/// invocation to the next, so large JSON responses do not cost a fresh allocation (and its
+/// page faults) every time.
+pub struct ResponseBuffer {
+    buf: BytesMut,
+    size_hint: usize,
+}
+
+impl ResponseBuffer {
+    pub(crate) fn new() -> Self {
+        ResponseBuffer {
+            buf: BytesMut::new(),
+            size_hint: 0,
+        }
+    }
+
+    /// Room for `n` bytes is made before the next body is written (responses are often
+    /// about as large as their events; capacity never written costs nothing).
+    pub(crate) fn expect(&mut self, n: usize) {
+        self.size_hint = n;
+    }
+
+    /// Serializes `value` as JSON into the buffer and hands the bytes out.
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<Bytes, serde_json::Error> {
+        self.buf.clear();
+        self.buf.reserve(self.size_hint.max(256));
+        serde_json::to_writer((&mut self.buf).writer(), value)?;
+        Ok(self.buf.split().freeze())
+    }
+}
+
+/// A handler's output: how it becomes the bytes Lambda receives.
+///
+/// Implemented for every `Serialize` type (sent as JSON), [`Raw`], [`Streaming`],
+/// [`HttpIntegration`] and [`Response`]. Implement it for your own type to choose its
+/// content type and encoding.
+pub trait IntoResponse: Send {
+    /// Builds the response; `buf` is where a serialized body should be written.
+    /// An `Err` fails the invocation (the runtime reports `Runtime.SerializationError`).
+    fn into_response(self, buf: &mut ResponseBuffer) -> Result<Response, Error>;
+}
+
+impl<T: Serialize + Send> IntoResponse for T {
+    fn into_response(self, buf: &mut ResponseBuffer) -> Result<Response, Error> {
+        let body = buf.json(&self).map_err(|e| {
+            Error::new(
+                crate::SERIALIZATION_ERROR_TYPE,
+                format!("failed to serialize the response: {e}"),
+            )
+        })?;
+        Ok(Response::buffered(JSON, body))
+    }
+}
+
+impl IntoResponse for Response {
+    fn into_response(self, _: &mut ResponseBuffer) -> Result<Response, Error> {
+        Ok(self)
+    }
+}
+
+/// Bytes or text sent as they are, with a content type.
+///
+/// ```
+/// use ironlambda_runtime::Raw;
+/// let csv = Raw::new("text/csv", "id,name\n1,Ada\n");
+/// let png = Raw::binary(vec![0x89, b'P', b'N', b'G']);
+/// let hello = Raw::text("Hello");
+/// # let _ = (csv, png, hello);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Raw {
+    content_type: Cow<'static, str>,
+    body: Bytes,
+}
+
+impl Raw {
+    /// `body` with `content_type`.
+    pub fn new(content_type: impl Into<Cow<'static, str>>, body: impl Into<Bytes>) -> Self {
+        Raw {
+            content_type: content_type.into(),
+            body: body.into(),
+        }
+    }
+
+    /// Text as `text/plain; charset=utf-8`.
+    pub fn text(text: impl Into<String>) -> Self {
+        Raw::new("text/plain; charset=utf-8", text.into())
+    }
+
+    /// Bytes as `application/octet-stream`.
+    pub fn binary(body: impl Into<Bytes>) -> Self {
+        Raw::new(OCTET_STREAM, body)
+    }
+}
+
+impl IntoResponse for Raw {
+    fn into_response(self, _: &mut ResponseBuffer) -> Result<Response, Error> {
+        Ok(Response::buffered(self.content_type, self.body))
+    }
+}
+
+/// A streamed response (protocol.md §1.3): each chunk goes to the caller as soon as it is
+/// produced, and the function never holds the whole response. The runtime takes the next
+/// chunk only once the previous one is on its way, so a slow reader slows the producer
+/// instead of filling memory.
+///
+/// Make one from any `Stream` of `Result<chunk, error>` with [`Streaming::new`], or get a
+/// [`StreamSender`] to push chunks from a task with [`Streaming::channel`]. An error (or a
+/// panic) part-way ends the stream with Lambda's error trailers: the caller gets the bytes
+/// already sent, then the error.
+///
+/// ```
+/// use std::pin::Pin;
+/// use std::task::{Context, Poll};
+/// use ironlambda_runtime::{Error, Streaming};
+///
+/// /// Counts down to zero, one line per chunk.
+/// struct Countdown(u32);
+///
+/// impl futures_core::Stream for Countdown {
+///     type Item = Result<String, Error>;
+///     fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+///         let n = self.0;
+///         self.0 = n.saturating_sub(1);
+///         Poll::Ready((n > 0).then(|| Ok(format!("{n}\n"))))
+///     }
+/// }
+///
+/// let response = Streaming::new(Countdown(3)).content_type("text/plain");
+/// # let _ = response;
+/// ```
+pub struct Streaming {
+    content_type: Cow<'static, str>,
+    chunks: ChunkStream,
+}
+
+impl Streaming {
+    /// Streams what `stream` yields, as `application/octet-stream` unless
+    /// [`content_type`](Self::content_type) says otherwise.
+    pub fn new<S, B, E>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<B, E>> + Send + 'static,
+        B: Into<Bytes>,
+        E: Into<Error>,
+    {
+        Streaming {
+            content_type: Cow::Borrowed(OCTET_STREAM),
+            chunks: Box::pin(Chunks(Box::pin(stream))),
+        }
+    }
+
+    /// A sender to push chunks with, and the response that streams them. The channel holds
+    /// one chunk: [`StreamSender::send`] waits while the previous chunk is still unsent.
+    pub fn channel() -> (StreamSender, Streaming) {
+        let (tx, rx) = mpsc::channel(1);
+        let stream = Streaming {
+            content_type: Cow::Borrowed(OCTET_STREAM),
+            chunks: Box::pin(Received(rx)),
+        };
+        (StreamSender(tx), stream)
+    }
+
+    /// Sets the content type the caller sees.
+    pub fn content_type(mut self, content_type: impl Into<Cow<'static, str>>) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+}
+
+impl std::fmt::Debug for Streaming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streaming")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntoResponse for Streaming {
+    fn into_response(self, _: &mut ResponseBuffer) -> Result<Response, Error> {
+        Ok(Response {
+            content_type: self.content_type,
+            body: ResponseBody::Streaming {
+                prelude: None,
+                chunks: self.chunks,
+            },
+        })
+    }
+}
+
+/// Adapts a user's stream to the runtime's chunk type.
+struct Chunks<S>(Pin<Box<S>>);
+
+impl<S, B, E> Stream for Chunks<S>
+where
+    S: Stream<Item = Result<B, E>>,
+    B: Into<Bytes>,
+    E: Into<Error>,
+{
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .as_mut()
+            .poll_next(cx)
+            .map(|item| item.map(|r| r.map(Into::into).map_err(Into::into)))
+    }
+}
+
+/// The receiving end of [`Streaming::channel`].
+struct Received(mpsc::Receiver<Result<Bytes, Error>>);
+
+impl Stream for Received {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// Pushes chunks into a [`Streaming`] response from [`Streaming::channel`]. Dropping it
+/// ends the response; [`fail`](Self::fail) ends it with an error instead.
+#[derive(Debug, Clone)]
+pub struct StreamSender(mpsc::Sender<Result<Bytes, Error>>);
+
+/// The response a [`StreamSender`] fed has ended (the invocation is over, or the
+/// connection to Lambda failed): stop producing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamClosed;
+
+impl std::fmt::Display for StreamClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the streamed response has ended")
+    }
+}
+
+impl std::error::Error for StreamClosed {}
+
+impl StreamSender {
+    /// Sends one chunk, waiting while the previous one has not gone out yet.
+    pub async fn send(&self, chunk: impl Into<Bytes>) -> Result<(), StreamClosed> {
+        self.0.send(Ok(chunk.into())).await.map_err(|_| StreamClosed)
+    }
+
+    /// Ends the response with `error`: the caller gets the chunks already sent, then the
+    /// error (Lambda's error trailers).
+    pub async fn fail(self, error: impl Into<Error>) -> Result<(), StreamClosed> {
+        self.0.send(Err(error.into())).await.map_err(|_| StreamClosed)
+    }
+}
+
+/// A response for a Function URL or an API Gateway streaming integration: status, headers
+/// and cookies go in a JSON prelude, then 8 NUL bytes, then the body, under the content
+/// type `application/vnd.awslambda.http-integration-response` (protocol.md §1.3).
+///
+/// ```
+/// use ironlambda_runtime::{HttpIntegration, Streaming};
+/// let (sender, body) = Streaming::channel();
+/// let response = HttpIntegration::new(201)
+///     .header("content-type", "text/plain")
+///     .cookie("session=abc; Secure; HttpOnly")
+///     .stream(body);
+/// # let _ = (sender, response);
+/// ```
+#[derive(Debug)]
+pub struct HttpIntegration {
+    prelude: Prelude,
+    body: Option<Streaming>,
+    buffered: Bytes,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Prelude {
+    status_code: u16,
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "header_map")]
+    headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cookies: Vec<String>,
+}
+
+/// Headers as a JSON object; a repeated name keeps its values joined by `, `.
+fn header_map<S: serde::Serializer>(
+    headers: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut joined: Vec<(String, String)> = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        match joined.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            Some((_, v)) => {
+                v.push_str(", ");
+                v.push_str(value);
+            }
+            None => joined.push((name.clone(), value.clone())),
+        }
+    }
+    serializer.collect_map(joined)
+}
+
+impl HttpIntegration {
+    /// A response with this HTTP status and, until set, an empty body.
+    pub fn new(status: u16) -> Self {
+        HttpIntegration {
+            prelude: Prelude {
+                status_code: status,
+                headers: Vec::new(),
+                cookies: Vec::new(),
+            },
+            body: None,
+            buffered: Bytes::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.prelude.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds a `Set-Cookie` value (name=value plus attributes).
+    pub fn cookie(mut self, cookie: impl Into<String>) -> Self {
+        self.prelude.cookies.push(cookie.into());
+        self
+    }
+
+    /// The body, sent whole after the prelude.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.buffered = body.into();
+        self.body = None;
+        self
+    }
+
+    /// The body, streamed after the prelude.
+    pub fn stream(mut self, body: Streaming) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+impl IntoResponse for HttpIntegration {
+    fn into_response(self, buf: &mut ResponseBuffer) -> Result<Response, Error> {
+        let json = buf.json(&self.prelude).map_err(|e| {
+            Error::new(
+                crate::SERIALIZATION_ERROR_TYPE,
+                format!("failed to serialize the HTTP prelude: {e}"),
+            )
+        })?;
+        // serde_json escapes control characters, so the prelude never holds a NUL byte.
+        let mut prelude = BytesMut::with_capacity(json.len() + PRELUDE_SEPARATOR.len());
+        prelude.extend_from_slice(&json);
+        prelude.extend_from_slice(&PRELUDE_SEPARATOR);
+        let chunks = match self.body {
+            Some(streaming) => streaming.chunks,
+            None => Box::pin(Once(Some(self.buffered))),
+        };
+        Ok(Response {
+            content_type: Cow::Borrowed(HTTP_INTEGRATION_CONTENT_TYPE),
+            body: ResponseBody::Streaming {
+                prelude: Some(prelude.freeze()),
+                chunks,
+            },
+        })
+    }
+}
+
+/// A stream of one chunk.
+struct Once(Option<Bytes>);
+
+impl Stream for Once {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.take().map(Ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(mut chunks: ChunkStream) -> Vec<Result<Bytes, String>> {
+        let waker = std::task::Waker::noop();
+        let mut cx = TaskContext::from_waker(waker);
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(item)) = chunks.as_mut().poll_next(&mut cx) {
+            out.push(item.map_err(|e| e.error_type().to_owned()));
+        }
+        out
+    }
+
+    #[test]
+    fn serializable_outputs_are_json() {
+        let mut buf = ResponseBuffer::new();
+        let r = serde_json::json!({"a": 1}).into_response(&mut buf).unwrap();
+        assert_eq!(r.content_type, "application/json");
+        assert!(matches!(r.body, ResponseBody::Buffered(b) if b == r#"{"a":1}"#));
+        let r = "text".to_owned().into_response(&mut buf).unwrap();
+        assert!(matches!(r.body, ResponseBody::Buffered(b) if b == r#""text""#));
+    }
+
+    #[test]
+    fn raw_bodies_keep_their_bytes_and_content_type() {
+        let mut buf = ResponseBuffer::new();
+        let r = Raw::new("text/csv", "a,b\n").into_response(&mut buf).unwrap();
+        assert_eq!(r.content_type, "text/csv");
+        assert!(matches!(r.body, ResponseBody::Buffered(b) if b == "a,b\n"));
+        let r = Raw::binary(vec![0u8, 255]).into_response(&mut buf).unwrap();
+        assert_eq!(r.content_type, "application/octet-stream");
+    }
+
+    #[test]
+    fn an_http_integration_response_starts_with_its_prelude_and_eight_nuls() {
+        let mut buf = ResponseBuffer::new();
+        let r = HttpIntegration::new(201)
+            .header("Content-Type", "text/plain")
+            .header("x-a", "1")
+            .header("X-A", "2")
+            .cookie("s=1; Secure")
+            .body("hi")
+            .into_response(&mut buf)
+            .unwrap();
+        assert_eq!(r.content_type, HTTP_INTEGRATION_CONTENT_TYPE);
+        let ResponseBody::Streaming { prelude, chunks } = r.body else {
+            panic!("an HTTP integration response is streamed");
+        };
+        let prelude = prelude.unwrap();
+        let (json, nuls) = prelude.split_at(prelude.len() - 8);
+        assert_eq!(nuls, [0u8; 8]);
+        let json: serde_json::Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "statusCode": 201,
+                "headers": {"Content-Type": "text/plain", "x-a": "1, 2"},
+                "cookies": ["s=1; Secure"],
+            })
+        );
+        assert_eq!(drain(chunks), vec![Ok(Bytes::from("hi"))]);
+    }
+
+    #[tokio::test]
+    async fn a_sender_feeds_the_stream_and_fail_ends_it_with_the_error() {
+        let (tx, streaming) = Streaming::channel();
+        let producer = tokio::spawn(async move {
+            tx.send("a").await.unwrap();
+            tx.send(Bytes::from_static(b"b")).await.unwrap();
+            tx.fail(Error::new("StreamInterrupted", "stopped")).await.unwrap();
+        });
+        let mut chunks = streaming.chunks;
+        let mut got = Vec::new();
+        while let Some(item) = std::future::poll_fn(|cx| chunks.as_mut().poll_next(cx)).await {
+            got.push(item.map_err(|e| e.error_type().to_owned()));
+        }
+        producer.await.unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Ok(Bytes::from("a")),
+                Ok(Bytes::from("b")),
+                Err("StreamInterrupted".to_owned())
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn sending_after_the_response_is_dropped_says_closed() {
+        let (tx, streaming) = Streaming::channel();
+        drop(streaming);
+        assert_eq!(tx.send("late").await, Err(StreamClosed));
+    }
+}
