@@ -23,9 +23,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// Any error converts with `?` or `.into()`. The reported `errorType` is:
 /// - the short name of the concrete type when it is known where the conversion happens
 ///   (`ParseIntError`, not `core::num::error::ParseIntError`);
-/// - for type-erased errors (`Box<dyn Error>`, `anyhow::Error`, `eyre::Report`), the type
-///   name that the error's `Debug` output starts with (derived `Debug` prints it:
-///   `ParseIntError { .. }` gives `ParseIntError`), or `Error` when there is none;
+/// - for type-erased errors (`Box<dyn Error>`, `anyhow::Error`, `eyre::Report`), the first
+///   type name found along the cause chain in the errors' `Debug` output (derived `Debug`
+///   prints it: `ParseIntError { .. }` gives `ParseIntError`), skipping context layers
+///   named `Error`; `Error` when there is none;
 /// - `Error` for a `String` or `&str`.
 ///
 /// The `errorMessage` is the whole cause chain, `outer: inner: root`, without repeating a
@@ -225,13 +226,28 @@ fn short_type_name(full: &'static str) -> &'static str {
     base.rsplit("::").next().unwrap_or(base)
 }
 
-/// The type name a type-erased error's `Debug` output starts with (derived `Debug` prints
-/// `Name { .. }`, `Name(..)` or `Name`), or `Error`.
+/// The name of a type-erased error: the first error along its cause chain whose `Debug`
+/// output starts with a type name other than `Error` (derived `Debug` prints `Name { .. }`,
+/// `Name(..)` or `Name`), so context layers (`anyhow`'s print as `Error { .. }`) give way
+/// to the error they wrap; `Error` when none does.
 fn erased_type_name(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Cow<'static, str> {
-    if e.is::<std::io::Error>() {
-        // Its Debug output names the variant of its representation (`Os`, `Custom`).
-        return Cow::Borrowed("Error");
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    // Bounded: a broken `source()` could loop forever.
+    for _ in 0..32 {
+        let Some(error) = next else { break };
+        // io::Error's Debug output names its representation (`Os`, `Custom`), not a type.
+        if !error.is::<std::io::Error>() {
+            if let Some(name) = debug_type_name(error).filter(|n| n != "Error") {
+                return Cow::Owned(name);
+            }
+        }
+        next = error.source();
     }
+    Cow::Borrowed("Error")
+}
+
+/// The type name `e`'s `Debug` output starts with, if it starts with one.
+fn debug_type_name(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     // Only the start matters: stop formatting once a name could not be longer.
     let mut head = Bounded::<64>(String::new());
     let _ = write!(head, "{e:?}");
@@ -243,11 +259,7 @@ fn erased_type_name(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Cow<
     let looks_like_a_type = head.starts_with(|c: char| c.is_ascii_uppercase())
         && matches!(head.as_bytes().get(name_len), None | Some(b' ' | b'(' | b'{'))
         && name_len < 64;
-    if looks_like_a_type {
-        Cow::Owned(head[..name_len].to_owned())
-    } else {
-        Cow::Borrowed("Error")
-    }
+    looks_like_a_type.then(|| head[..name_len].to_owned())
 }
 
 /// A `fmt::Write` that keeps at most `N` bytes and then refuses more.

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 /// 6 MiB + 100 bytes (protocol.md §1.9).
 pub const MAX_RESPONSE_PAYLOAD: usize = 6 * 1024 * 1024 + 100;
 
+/// Largest streamed response (200 MiB since July 2025, protocol.md §1.3).
+pub const MAX_STREAMED_RESPONSE: usize = 200 * 1024 * 1024;
+
 /// Largest synchronous request body the Invoke API accepts (6 MiB).
 pub const MAX_INVOKE_PAYLOAD: usize = 6 * 1024 * 1024;
 
@@ -78,6 +81,14 @@ pub fn request_entity_too_large() -> ApiErrorBody {
     ApiErrorBody::new(
         "RequestEntityTooLarge",
         format!("Exceeded maximum allowed payload size ({MAX_RESPONSE_PAYLOAD} bytes)."),
+    )
+}
+
+/// The 413 reply to a streamed `/response` over [`MAX_STREAMED_RESPONSE`].
+pub fn streamed_response_too_large() -> ApiErrorBody {
+    ApiErrorBody::new(
+        "RequestEntityTooLarge",
+        format!("Exceeded maximum allowed payload size ({MAX_STREAMED_RESPONSE} bytes)."),
     )
 }
 

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use ironlambda_api_client::telemetry::SubscriptionApi;
 use ironlambda_api_client::wire::{ApiErrorBody, ErrorRequest};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// An API refusal: status and `{"errorType","errorMessage"}`.
 pub(crate) type Refusal = (StatusCode, ApiErrorBody);
@@ -49,6 +49,58 @@ pub(crate) enum InvokeResult {
         body: Bytes,
         content_type: Option<HeaderValue>,
     },
+    /// The runtime is streaming its response (protocol.md §1.3).
+    Streaming(ResponseStream),
+}
+
+/// A streamed response on its way to the caller: the chunks as the runtime sends them,
+/// then how the stream ended, as the environment decided.
+#[derive(Debug)]
+pub(crate) struct ResponseStream {
+    pub(crate) content_type: Option<HeaderValue>,
+    pub(crate) chunks: mpsc::Receiver<Bytes>,
+    pub(crate) end: oneshot::Receiver<StreamEnd>,
+}
+
+/// How a streamed response ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StreamEnd {
+    /// Every byte arrived and no error trailer came.
+    Complete,
+    /// The function failed part-way (error trailers), or the platform stopped it (timeout,
+    /// crash, size limit): the caller gets this error after the bytes already sent.
+    Failed {
+        error_type: String,
+        /// The error JSON (`{"errorMessage","errorType",…}`).
+        body: Bytes,
+    },
+}
+
+impl StreamEnd {
+    /// A failure made by the platform.
+    pub(crate) fn platform(error_type: &str, message: String) -> Self {
+        StreamEnd::Failed {
+            error_type: error_type.to_owned(),
+            body: error_json(error_type, message),
+        }
+    }
+}
+
+/// How the runtime's streamed `/response` body ended, as read off the connection.
+#[derive(Debug)]
+pub(crate) enum StreamedBody {
+    /// The last chunk arrived, with no error trailers.
+    Complete,
+    /// The last chunk arrived with `Lambda-Runtime-Function-Error-Type` (and the decoded
+    /// `…-Error-Body`, when it was valid base64).
+    ErrorTrailers {
+        error_type: String,
+        body: Option<Bytes>,
+    },
+    /// More than the streaming limit was sent; this many bytes were read.
+    TooLarge(usize),
+    /// The connection ended before the body did (edge-cases A16).
+    Truncated,
 }
 
 impl InvokeResult {
@@ -104,6 +156,19 @@ pub(crate) enum RuntimeCall {
         body: PostedBody,
         content_type: Option<HeaderValue>,
         error_type: Option<String>,
+        reply: Reply<()>,
+    },
+    /// A streamed `/response` began: the caller is answered with the stream, and the
+    /// reply is where the body's chunks go.
+    StreamStart {
+        id: String,
+        content_type: Option<HeaderValue>,
+        reply: Reply<mpsc::Sender<Bytes>>,
+    },
+    /// A streamed `/response` body ended.
+    StreamEnd {
+        id: String,
+        body: StreamedBody,
         reply: Reply<()>,
     },
     InitError {

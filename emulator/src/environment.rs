@@ -24,8 +24,8 @@ use ironlambda_api_client::telemetry::{
     SubscriptionRecord, TelemetryEvent, TelemetrySubscription, TelemetryType,
 };
 use ironlambda_api_client::wire::{
-    ErrorRequest, MAX_RESPONSE_PAYLOAD, invalid_request_id, invalid_state_transition,
-    request_entity_too_large,
+    ErrorRequest, MAX_RESPONSE_PAYLOAD, MAX_STREAMED_RESPONSE, invalid_request_id,
+    invalid_state_transition, request_entity_too_large, streamed_response_too_large,
 };
 use ironlambda_api_client::{
     ExtensionEvent, InvokeEvent, RegisterResponse, ShutdownEvent, ShutdownReason, Tracing,
@@ -36,7 +36,8 @@ use tokio::time::sleep_until;
 
 use crate::calls::{
     Call, ErrorPhase, Event, ExtensionCall, Invocation, InvokeResult, PostedBody, Refusal,
-    Registration, Reply, RuntimeCall, error_json, refuse, truncated,
+    Registration, Reply, ResponseStream, RuntimeCall, StreamEnd, StreamedBody, error_json,
+    refuse, truncated,
 };
 use crate::config::FunctionConfig;
 use crate::extensions::{Extensions, External, Window, discover};
@@ -63,12 +64,29 @@ struct Init {
 struct Invoke {
     event: Arc<Event>,
     reply: Option<oneshot::Sender<InvokeResult>>,
+    /// While the runtime streams its response: where the stream's end is told.
+    streaming: Option<oneshot::Sender<StreamEnd>>,
     delivered: bool,
     started: Instant,
     deadline: Instant,
     init_duration: Option<Duration>,
     /// The runtime called `/next` after answering.
     runtime_done: bool,
+}
+
+impl Invoke {
+    /// The platform fails the invocation (timeout, crash, extension failure): the caller
+    /// gets the error, after the bytes already streamed if a stream has begun.
+    fn fail_caller(&mut self, error_type: &str, message: String) {
+        if let Some(end) = self.streaming.take() {
+            let _ = end.send(StreamEnd::platform(error_type, message));
+        } else {
+            answer(
+                self.reply.take(),
+                InvokeResult::platform_error(error_type, message),
+            );
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,6 +464,7 @@ impl Environment {
         self.phase = Phase::Running(Invoke {
             event,
             reply: job.reply,
+            streaming: None,
             delivered,
             started: now,
             deadline: now + timeout,
@@ -501,6 +520,16 @@ impl Environment {
                 reply,
             }) => {
                 let _ = reply.send(self.on_result(&id, body, content_type, Some(error_type)));
+            }
+            Call::Runtime(RuntimeCall::StreamStart {
+                id,
+                content_type,
+                reply,
+            }) => {
+                let _ = reply.send(self.on_stream_start(&id, content_type));
+            }
+            Call::Runtime(RuntimeCall::StreamEnd { id, body, reply }) => {
+                let _ = reply.send(self.on_stream_end(&id, body));
             }
             Call::Runtime(RuntimeCall::InitError {
                 body,
@@ -595,27 +624,12 @@ impl Environment {
         content_type: Option<HeaderValue>,
         error_type: Option<Option<String>>,
     ) -> Result<(), Refusal> {
-        let mut inv = match std::mem::replace(&mut self.phase, Phase::Down) {
-            Phase::Running(inv) if inv.event.request_id == id => inv,
-            other => {
-                let refusal = match &other {
-                    Phase::PostInvoke(inv) if inv.event.request_id == id => {
-                        let to = if error_type.is_some() {
-                            "InvocationErrorResponse"
-                        } else {
-                            "InvocationResponse"
-                        };
-                        (
-                            StatusCode::FORBIDDEN,
-                            invalid_state_transition("ResponseSent", to),
-                        )
-                    }
-                    _ => (StatusCode::BAD_REQUEST, invalid_request_id()),
-                };
-                self.phase = other;
-                return Err(refusal);
-            }
+        let to = if error_type.is_some() {
+            "InvocationErrorResponse"
+        } else {
+            "InvocationResponse"
         };
+        let mut inv = self.take_running(id, to)?;
         let is_error = error_type.is_some();
         let (result, refusal) = match (body, error_type) {
             (PostedBody::Complete(body), None) => {
@@ -650,21 +664,113 @@ impl Environment {
                 Some(truncated()),
             ),
         };
-        let status = if is_error || refusal.is_some() {
-            "failure"
-        } else {
-            "success"
-        };
+        answer(inv.reply.take(), result);
+        self.runtime_done(inv, is_error || refusal.is_some());
+        refusal.map_or(Ok(()), Err)
+    }
+
+    /// Takes the running invocation `id` out of the phase, for a call that would move it to
+    /// `to`; anything else is refused as Lambda refuses it (edge-cases A11, A12).
+    fn take_running(&mut self, id: &str, to: &str) -> Result<Invoke, Refusal> {
+        match std::mem::replace(&mut self.phase, Phase::Down) {
+            Phase::Running(inv) if inv.event.request_id == id && inv.streaming.is_none() => {
+                Ok(inv)
+            }
+            other => {
+                let refusal = match &other {
+                    Phase::PostInvoke(inv) if inv.event.request_id == id => (
+                        StatusCode::FORBIDDEN,
+                        invalid_state_transition("ResponseSent", to),
+                    ),
+                    Phase::Running(inv) if inv.event.request_id == id => (
+                        StatusCode::FORBIDDEN,
+                        invalid_state_transition("InvocationResponse", to),
+                    ),
+                    _ => (StatusCode::BAD_REQUEST, invalid_request_id()),
+                };
+                self.phase = other;
+                Err(refusal)
+            }
+        }
+    }
+
+    /// The runtime has answered: `platform.runtimeDone`, and the post-invoke phase begins.
+    fn runtime_done(&mut self, inv: Invoke, failed: bool) {
+        let status = if failed { "failure" } else { "success" };
         let done = InvocationRecord {
-            request_id: id.to_owned(),
+            request_id: inv.event.request_id.clone(),
             status: Some(status.into()),
             metrics: Some(json!({ "durationMs": ms(inv.started.elapsed()) })),
             ..InvocationRecord::default()
         };
         self.publish_platform("platform.runtimeDone", to_json(&done));
-        answer(inv.reply.take(), result);
         self.sample_memory();
         self.phase = Phase::PostInvoke(inv);
+    }
+
+    /// A streamed `/response` began (protocol.md §1.3): the caller gets the stream now, and
+    /// the invocation keeps running (its timeout still applies) until the body ends.
+    fn on_stream_start(
+        &mut self,
+        id: &str,
+        content_type: Option<HeaderValue>,
+    ) -> Result<mpsc::Sender<Bytes>, Refusal> {
+        let mut inv = self.take_running(id, "InvocationResponse")?;
+        // A few chunks in flight keep the pipe busy; more would only hold memory.
+        let (feed, chunks) = mpsc::channel(8);
+        let (end_tx, end) = oneshot::channel();
+        answer(
+            inv.reply.take(),
+            InvokeResult::Streaming(ResponseStream {
+                content_type,
+                chunks,
+                end,
+            }),
+        );
+        inv.streaming = Some(end_tx);
+        self.phase = Phase::Running(inv);
+        Ok(feed)
+    }
+
+    /// A streamed `/response` body ended: the caller learns how, and the runtime gets 202,
+    /// or 413 past the streaming limit, or 400 for a truncated body.
+    fn on_stream_end(&mut self, id: &str, body: StreamedBody) -> Result<(), Refusal> {
+        let mut inv = match std::mem::replace(&mut self.phase, Phase::Down) {
+            Phase::Running(inv) if inv.event.request_id == id && inv.streaming.is_some() => inv,
+            other => {
+                // The platform already ended this invocation (a timeout, say).
+                self.phase = other;
+                return Err((StatusCode::BAD_REQUEST, invalid_request_id()));
+            }
+        };
+        let (end, refusal) = match body {
+            StreamedBody::Complete => (StreamEnd::Complete, None),
+            StreamedBody::ErrorTrailers { error_type, body } => {
+                let body = body.unwrap_or_else(|| error_json(&error_type, String::new()));
+                (StreamEnd::Failed { error_type, body }, None)
+            }
+            StreamedBody::TooLarge(n) => (
+                StreamEnd::platform(
+                    "Function.ResponseSizeTooLarge",
+                    format!(
+                        "Response payload size ({n} bytes) exceeded maximum allowed payload size ({MAX_STREAMED_RESPONSE} bytes)."
+                    ),
+                ),
+                Some((StatusCode::PAYLOAD_TOO_LARGE, streamed_response_too_large())),
+            ),
+            StreamedBody::Truncated => (
+                StreamEnd::platform(
+                    "Runtime.TruncatedResponse",
+                    format!("RequestId: {id} Error: the runtime's response stream ended early"),
+                ),
+                Some(truncated()),
+            ),
+        };
+        let failed = end != StreamEnd::Complete;
+        if let Some(tx) = inv.streaming.take() {
+            let _ = tx.send(end);
+        }
+        self.runtime_done(inv, failed);
         refusal.map_or(Ok(()), Err)
     }
 
@@ -786,14 +892,10 @@ impl Environment {
         match &mut self.phase {
             Phase::Init(_) => self.init_failed(&error_type, message),
             Phase::Running(inv) => {
-                let reply = inv.reply.take();
                 let request_id = inv.event.request_id.clone();
-                answer(
-                    reply,
-                    InvokeResult::platform_error(
-                        &error_type,
-                        format!("RequestId: {request_id} Error: {message}"),
-                    ),
+                inv.fail_caller(
+                    &error_type,
+                    format!("RequestId: {request_id} Error: {message}"),
                 );
                 self.fail_invoke(&error_type);
             }
@@ -920,9 +1022,8 @@ impl Environment {
             }
             Phase::Running(inv) => {
                 let message = format!("RequestId: {} Error: {reason}", inv.event.request_id);
-                let reply = inv.reply.take();
                 self.logs.line(format!("{message}\n{error_type}"));
-                answer(reply, InvokeResult::platform_error(error_type, message));
+                inv.fail_caller(error_type, message);
                 self.fail_invoke(error_type);
             }
             Phase::PostInvoke(inv) => {
@@ -968,10 +1069,7 @@ impl Environment {
                     .line(format!("{now} {id} Task timed out after {secs:.2} seconds"));
                 let message =
                     format!("RequestId: {id} Error: Task timed out after {secs:.2} seconds");
-                answer(
-                    inv.reply.take(),
-                    InvokeResult::platform_error("Sandbox.Timedout", message),
-                );
+                inv.fail_caller("Sandbox.Timedout", message);
                 self.report(&inv, "timeout", None);
                 self.begin_shutdown(ShutdownReason::Timeout);
             }

@@ -1,18 +1,24 @@
 //! Small helpers shared by the emulator's HTTP handlers.
 
+use std::convert::Infallible;
+
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
 use crate::calls::PostedBody;
 
+/// The body of the emulator's replies: whole, or streamed (`InvokeWithResponseStream`).
+pub(crate) type ReplyBody = UnsyncBoxBody<Bytes, Infallible>;
+
 /// The emulator's reply type.
-pub(crate) type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<ReplyBody>;
 
 /// A JSON reply.
 pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

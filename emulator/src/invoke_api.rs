@@ -1,25 +1,65 @@
-//! The Invoke API (`POST /2015-03-31/functions/{name}/invocations`), what the AWS CLI, the
-//! SDKs with an endpoint override, and RIE's users call. Answers as the real API does:
-//! 200 with the payload; 200 with `X-Amz-Function-Error: Unhandled` for function errors,
-//! crashes and timeouts; 400 `InvalidRequestContentException` for a body that is not
-//! JSON; 413 `RequestEntityTooLargeException` over 6 MB; 202 for `Event` invocations.
+//! The Invoke API, what the AWS CLI, the SDKs with an endpoint override, and RIE's users
+//! call:
+//! - `POST /2015-03-31/functions/{name}/invocations` (Invoke): 200 with the payload; 200
+//!   with `X-Amz-Function-Error: Unhandled` for function errors, crashes and timeouts; 400
+//!   `InvalidRequestContentException` for a body that is not JSON; 413
+//!   `RequestEntityTooLargeException` over 6 MB; 202 for `Event` invocations. A streamed
+//!   response is collected and cut at the 6 MB buffered limit (protocol.md §1.3).
+//! - `POST /2021-11-15/functions/{name}/response-streaming-invocations`
+//!   (InvokeWithResponseStream): 200 with an `application/vnd.amazon.eventstream` body,
+//!   a `PayloadChunk` event per chunk as it arrives, then `InvokeComplete` (with
+//!   `ErrorCode` = the errorType and `ErrorDetails` = the errorMessage when the function
+//!   failed). A buffered response goes out as one chunk.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use base64::Engine;
-use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use hyper::body::Incoming;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
 use ironlambda_api_client::headers;
-use ironlambda_api_client::wire::{MAX_ASYNC_INVOKE_PAYLOAD, MAX_INVOKE_PAYLOAD};
+use ironlambda_api_client::wire::{
+    ErrorRequest, MAX_ASYNC_INVOKE_PAYLOAD, MAX_INVOKE_PAYLOAD, MAX_RESPONSE_PAYLOAD,
+};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{Invocation, InvokeResult, PostedBody};
+use crate::calls::{Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd};
+use crate::eventstream::{self, InvokeComplete};
 use crate::http_util::{Reply, json as json_reply, read_limited};
 
 /// Path prefix of the Invoke API.
 pub(crate) const PREFIX: &str = "/2015-03-31/functions/";
+/// Path prefix of InvokeWithResponseStream.
+pub(crate) const STREAMING_PREFIX: &str = "/2021-11-15/functions/";
 /// Largest client context accepted, base64 (protocol.md §1.9).
 const MAX_CLIENT_CONTEXT: usize = 3583;
+/// The content type of InvokeWithResponseStream replies.
+const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
+
+/// Which operation a request path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Invoke,
+    InvokeWithResponseStream,
+}
+
+/// The function name and operation of an Invoke API path.
+fn parse_path(path: &str) -> Option<(&str, Operation)> {
+    if let Some(name) = path
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix("/invocations"))
+    {
+        return Some((name, Operation::Invoke));
+    }
+    path.strip_prefix(STREAMING_PREFIX)
+        .and_then(|rest| rest.strip_suffix("/response-streaming-invocations"))
+        .map(|name| (name, Operation::InvokeWithResponseStream))
+}
 
 /// What the Invoke API handler needs.
 pub(crate) struct InvokeTarget<'a> {
@@ -64,10 +104,7 @@ fn names_the_function(requested: &str, target: &InvokeTarget<'_>) -> bool {
 
 pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> Reply {
     let path = req.uri().path().to_owned();
-    let Some(name) = path
-        .strip_prefix(PREFIX)
-        .and_then(|rest| rest.strip_suffix("/invocations"))
-    else {
+    let Some((name, operation)) = parse_path(&path) else {
         return aws_error(
             StatusCode::NOT_FOUND,
             "UnknownOperationException",
@@ -90,7 +127,7 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
     }
     let asynchronous = match header_text(req.headers(), headers::AMZ_INVOCATION_TYPE).as_deref() {
         None | Some("RequestResponse") => false,
-        Some("Event") => true,
+        Some("Event") if operation == Operation::Invoke => true,
         Some("DryRun") => {
             let mut r = json_reply(StatusCode::NO_CONTENT, Bytes::new());
             r.headers_mut().remove(header::CONTENT_TYPE);
@@ -178,28 +215,19 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
         r.headers_mut().remove(header::CONTENT_TYPE);
         r
     } else {
-        match rx.await {
-            Ok(InvokeResult::Success { body, content_type }) => {
-                with_type(json_reply(StatusCode::OK, body), content_type)
-            }
-            Ok(InvokeResult::FunctionError { body, content_type }) => {
-                let mut r = with_type(json_reply(StatusCode::OK, body), content_type);
-                r.headers_mut().insert(
-                    headers::AMZ_FUNCTION_ERROR,
-                    HeaderValue::from_static("Unhandled"),
-                );
-                r
-            }
-            Err(_) => {
-                return aws_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ServiceException",
-                    format!(
-                        "The emulator stopped before {} finished",
-                        target.function_arn
-                    ),
-                );
-            }
+        let Ok(result) = rx.await else {
+            return aws_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceException",
+                format!(
+                    "The emulator stopped before {} finished",
+                    target.function_arn
+                ),
+            );
+        };
+        match operation {
+            Operation::Invoke => buffered_reply(result).await,
+            Operation::InvokeWithResponseStream => event_stream_reply(result),
         }
     };
     let h = reply.headers_mut();
@@ -211,6 +239,169 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
         HeaderValue::from_static("$LATEST"),
     );
     reply
+}
+
+/// The Invoke reply: the payload, or the error with `X-Amz-Function-Error: Unhandled`.
+async fn buffered_reply(result: InvokeResult) -> Reply {
+    let result = match result {
+        InvokeResult::Streaming(stream) => collect(stream).await,
+        other => other,
+    };
+    match result {
+        InvokeResult::Success { body, content_type } => {
+            with_type(json_reply(StatusCode::OK, body), content_type)
+        }
+        InvokeResult::FunctionError { body, content_type } => {
+            let mut r = with_type(json_reply(StatusCode::OK, body), content_type);
+            r.headers_mut().insert(
+                headers::AMZ_FUNCTION_ERROR,
+                HeaderValue::from_static("Unhandled"),
+            );
+            r
+        }
+        InvokeResult::Streaming(_) => unreachable!("collected above"),
+    }
+}
+
+/// A streamed response answered buffered: its bytes up to the 6 MB buffered limit (the
+/// rest is read and dropped, so the function is never held up), then how it ended.
+async fn collect(stream: ResponseStream) -> InvokeResult {
+    let ResponseStream {
+        content_type,
+        mut chunks,
+        mut end,
+    } = stream;
+    let mut body = BytesMut::new();
+    let ending = loop {
+        tokio::select! {
+            biased;
+            chunk = chunks.recv() => match chunk {
+                Some(chunk) => {
+                    let room = MAX_RESPONSE_PAYLOAD - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                None => break (&mut end).await,
+            },
+            ending = &mut end => break ending,
+        }
+    };
+    match ending {
+        Ok(StreamEnd::Complete) => InvokeResult::Success {
+            body: body.freeze(),
+            content_type,
+        },
+        Ok(StreamEnd::Failed { body, .. }) => InvokeResult::FunctionError {
+            body,
+            content_type: Some(HeaderValue::from_static("application/json")),
+        },
+        Err(_) => InvokeResult::platform_error(
+            "ServiceException",
+            "The emulator stopped before the response stream ended".into(),
+        ),
+    }
+}
+
+/// The InvokeWithResponseStream reply: an event stream that follows the function's.
+fn event_stream_reply(result: InvokeResult) -> Reply {
+    let stream = match result {
+        InvokeResult::Streaming(stream) => stream,
+        // A buffered response is sent as a single chunk.
+        InvokeResult::Success { body, content_type } => {
+            ready_stream(Some(body), content_type, StreamEnd::Complete)
+        }
+        InvokeResult::FunctionError { body, .. } => {
+            let error_type = serde_json::from_slice::<ErrorRequest>(&body)
+                .map(|e| e.error_type)
+                .unwrap_or_else(|_| "Unhandled".to_owned());
+            ready_stream(None, None, StreamEnd::Failed { error_type, body })
+        }
+    };
+    let mut r = Response::new(
+        EventStreamBody {
+            chunks: Some(stream.chunks),
+            end: Some(stream.end),
+        }
+        .boxed_unsync(),
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
+    r
+}
+
+/// A stream that has already ended: at most one chunk, and its ending.
+fn ready_stream(
+    chunk: Option<Bytes>,
+    content_type: Option<HeaderValue>,
+    ending: StreamEnd,
+) -> ResponseStream {
+    let (tx, chunks) = mpsc::channel(1);
+    if let Some(chunk) = chunk.filter(|c| !c.is_empty()) {
+        let _ = tx.try_send(chunk);
+    }
+    let (end_tx, end) = oneshot::channel();
+    let _ = end_tx.send(ending);
+    ResponseStream {
+        content_type,
+        chunks,
+        end,
+    }
+}
+
+/// An event-stream body: a `PayloadChunk` for each chunk as it arrives, then the
+/// `InvokeComplete` that says how the stream ended. hyper asks for the next frame only
+/// once the caller has taken the last, so a slow caller slows the function down instead
+/// of filling memory.
+struct EventStreamBody {
+    chunks: Option<mpsc::Receiver<Bytes>>,
+    end: Option<oneshot::Receiver<StreamEnd>>,
+}
+
+impl Body for EventStreamBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(chunks) = &mut self.chunks {
+            match chunks.poll_recv(cx) {
+                Poll::Ready(Some(data)) => {
+                    return Poll::Ready(Some(Ok(Frame::data(eventstream::payload_chunk(&data)))));
+                }
+                Poll::Ready(None) => self.chunks = None,
+                Poll::Pending => {}
+            }
+        }
+        let Some(end) = &mut self.end else {
+            return Poll::Ready(None);
+        };
+        let Poll::Ready(ending) = Pin::new(end).poll(cx) else {
+            return Poll::Pending;
+        };
+        // The ending decides even while chunks are still open (a timeout, say).
+        self.end = None;
+        self.chunks = None;
+        let complete = match ending {
+            Ok(StreamEnd::Complete) => InvokeComplete::default(),
+            Ok(StreamEnd::Failed { error_type, body }) => {
+                let details = serde_json::from_slice::<ErrorRequest>(&body)
+                    .map(|e| e.error_message)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+                InvokeComplete {
+                    error_code: Some(error_type),
+                    error_details: Some(details),
+                    log_result: None,
+                }
+            }
+            Err(_) => InvokeComplete {
+                error_code: Some("ServiceException".into()),
+                error_details: Some("The emulator stopped before the stream ended".into()),
+                log_result: None,
+            },
+        };
+        Poll::Ready(Some(Ok(Frame::data(eventstream::invoke_complete(&complete)))))
+    }
 }
 
 fn with_type(mut r: Reply, content_type: Option<HeaderValue>) -> Reply {

@@ -23,6 +23,7 @@ mod calls;
 mod client;
 mod config;
 mod environment;
+pub mod eventstream;
 mod extensions;
 mod extensions_api;
 mod http_util;
@@ -43,7 +44,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-pub use client::{InvokeResponse, invoke_request, send};
+pub use client::{
+    EventStream, InvokeResponse, invoke_request, invoke_stream_request, send, send_streaming,
+};
 pub use config::FunctionConfig;
 pub use logs::Logs;
 
@@ -229,6 +232,16 @@ impl Emulator {
         send(
             self.addr,
             invoke_request(self.addr, &self.config.name, payload),
+        )
+        .await
+    }
+
+    /// Invokes the function with InvokeWithResponseStream over real HTTP; the events are
+    /// read as they arrive with [`EventStream::next_event`].
+    pub async fn invoke_stream(&self, payload: impl Into<Bytes>) -> std::io::Result<EventStream> {
+        send_streaming(
+            self.addr,
+            invoke_stream_request(self.addr, &self.config.name, payload),
         )
         .await
     }

@@ -3,14 +3,19 @@
 //! `RequestEntityTooLarge` (protocol.md §1). The decisions are the environment's; this
 //! module only translates between HTTP and its messages.
 
+use base64::Engine;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use ironlambda_api_client::RuntimeRoute;
 use ironlambda_api_client::headers;
-use ironlambda_api_client::wire::{ApiErrorBody, MAX_RESPONSE_PAYLOAD, STATUS_OK_BODY};
+use ironlambda_api_client::wire::{
+    ApiErrorBody, MAX_RESPONSE_PAYLOAD, MAX_STREAMED_RESPONSE, STATUS_OK_BODY,
+};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{Call, Event, Refusal, RuntimeCall};
+use crate::calls::{Call, Event, Refusal, RuntimeCall, StreamedBody};
 use crate::http_util::{Reply, json, read_limited};
 
 pub(crate) async fn handle(
@@ -44,7 +49,7 @@ pub(crate) async fn handle(
             Err(_) => stopped(),
         };
     }
-    if let RuntimeRoute::Response(_) = route {
+    if let RuntimeRoute::Response(id) = route {
         if let Some(mode) = req.headers().get(headers::FUNCTION_RESPONSE_MODE) {
             // `streaming` is the only accepted value (edge-cases A15).
             if mode != "streaming" {
@@ -56,6 +61,7 @@ pub(crate) async fn handle(
                     ),
                 ));
             }
+            return stream_response(id.to_owned(), req, calls).await;
         }
     }
     let body = read_limited(req.into_body(), MAX_RESPONSE_PAYLOAD).await;
@@ -90,6 +96,82 @@ pub(crate) async fn handle(
         Ok(Err(r)) => refusal(r),
         Err(_) => stopped(),
     }
+}
+
+/// A streamed `/response` (protocol.md §1.3): the environment is told it began (and
+/// answers the caller with the stream), the body's chunks are passed on as they arrive,
+/// and how it ended (trailers, limit, truncation) goes to the environment, which decides
+/// what the caller and the runtime get. Nothing holds more than a chunk or two: when the
+/// caller reads slowly, the channel fills and this stops reading from the runtime.
+async fn stream_response(id: String, req: Request<Incoming>, calls: &mpsc::Sender<Call>) -> Reply {
+    let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let (tx, rx) = oneshot::channel();
+    let start = RuntimeCall::StreamStart {
+        id: id.clone(),
+        content_type,
+        reply: tx,
+    };
+    if calls.send(Call::Runtime(start)).await.is_err() {
+        return stopped();
+    }
+    let feed = match rx.await {
+        Ok(Ok(feed)) => feed,
+        Ok(Err(r)) => return refusal(r),
+        Err(_) => return stopped(),
+    };
+    let body = pump(req.into_body(), feed).await;
+    let (tx, rx) = oneshot::channel();
+    let end = RuntimeCall::StreamEnd { id, body, reply: tx };
+    if calls.send(Call::Runtime(end)).await.is_err() {
+        return stopped();
+    }
+    match rx.await {
+        Ok(Ok(())) => json(StatusCode::ACCEPTED, STATUS_OK_BODY),
+        Ok(Err(r)) => refusal(r),
+        Err(_) => stopped(),
+    }
+}
+
+/// Passes the body's chunks to `feed` until it ends, and reads its trailers. A caller that
+/// went away does not stop the function (edge-cases A28): the rest is read and dropped.
+async fn pump(mut body: Incoming, feed: mpsc::Sender<Bytes>) -> StreamedBody {
+    let mut total = 0usize;
+    let mut feed = Some(feed);
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(_) => return StreamedBody::Truncated,
+        };
+        let frame = match frame.into_data() {
+            Ok(data) if data.is_empty() => continue,
+            Ok(data) => {
+                total = total.saturating_add(data.len());
+                if total > MAX_STREAMED_RESPONSE {
+                    return StreamedBody::TooLarge(total);
+                }
+                if let Some(f) = &feed {
+                    if f.send(data).await.is_err() {
+                        feed = None;
+                    }
+                }
+                continue;
+            }
+            Err(frame) => frame,
+        };
+        if let Ok(trailers) = frame.into_trailers() {
+            if let Some(error_type) = text(&trailers, headers::FUNCTION_ERROR_TYPE) {
+                // A body that is not valid base64 leaves the details empty (edge-cases A17).
+                let body = text(&trailers, headers::FUNCTION_ERROR_BODY).and_then(|b| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                        .map(Bytes::from)
+                });
+                return StreamedBody::ErrorTrailers { error_type, body };
+            }
+        }
+    }
+    StreamedBody::Complete
 }
 
 fn text(h: &HeaderMap, name: &str) -> Option<String> {

@@ -51,7 +51,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
     let path = req.uri().path().to_owned();
-    if path.starts_with(invoke_api::PREFIX) {
+    if path.starts_with(invoke_api::PREFIX) || path.starts_with(invoke_api::STREAMING_PREFIX) {
         let target = invoke_api::InvokeTarget {
             function_name: &shared.config.name,
             function_arn: shared.config.arn(),

@@ -268,6 +268,16 @@ impl std::fmt::Debug for Streaming {
     }
 }
 
+/// A `Streaming` response is itself a stream of its chunks, so a test can read back what
+/// a handler streams.
+impl Stream for Streaming {
+    type Item = Result<Bytes, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.chunks.as_mut().poll_next(cx)
+    }
+}
+
 impl IntoResponse for Streaming {
     fn into_response(self, _: &mut ResponseBuffer) -> Result<Response, Error> {
         Ok(Response {

@@ -1,11 +1,12 @@
-//! Typed errors: what the caller sees as `errorType` for each way an order can fail.
+//! Typed errors: one error enum for the handler, and each variant reports its own
+//! `errorType` through `From<OrderError> for Error`.
 //!
-//! - `{"item":"tea","quantity":"x"}` → `ParseIntError` (a std error through `?`)
-//! - `{"item":"coffee","quantity":"1"}` → `UnknownItem` (our own error type)
-//! - `{"item":"tea","quantity":"99"}` → `Function.OutOfStock` (an overridden type)
+//! - `{"item":"tea","quantity":"x"}` → `ParseIntError` (the std error inside the variant)
+//! - `{"item":"coffee","quantity":"1"}` → `UnknownItem`
+//! - `{"item":"tea","quantity":"99"}` → `Function.OutOfStock`
 //! - `{"item":"tea","quantity":"2"}` → `{"item":"tea","quantity":2,"total_cents":700}`
 
-use std::fmt;
+use std::num::ParseIntError;
 
 use ironlambda_runtime::{Context, Error, handler_fn};
 use serde::{Deserialize, Serialize};
@@ -26,29 +27,48 @@ struct Receipt {
     total_cents: u64,
 }
 
-/// Reported with `errorType: "UnknownItem"`.
+/// Everything that can go wrong with an order. It does not implement
+/// `std::error::Error`: its conversion into [`Error`] decides what Lambda reports.
 #[derive(Debug)]
-struct UnknownItem(String);
+enum OrderError {
+    BadQuantity(ParseIntError),
+    UnknownItem(String),
+    OutOfStock { item: String, left: u64 },
+}
 
-impl fmt::Display for UnknownItem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "we do not sell {:?}", self.0)
+impl From<ParseIntError> for OrderError {
+    fn from(e: ParseIntError) -> Self {
+        OrderError::BadQuantity(e)
     }
 }
 
-impl std::error::Error for UnknownItem {}
+/// The one method that names each variant's `errorType`.
+impl From<OrderError> for Error {
+    fn from(e: OrderError) -> Error {
+        match e {
+            // The std error's own name and message: `ParseIntError`.
+            OrderError::BadQuantity(e) => Error::from(e),
+            OrderError::UnknownItem(item) => {
+                Error::new("UnknownItem", format!("we do not sell {item:?}"))
+            }
+            OrderError::OutOfStock { item, left } => {
+                Error::new("Function.OutOfStock", format!("only {left} {item} left"))
+            }
+        }
+    }
+}
 
-async fn order(event: Order, _ctx: Context) -> Result<Receipt, Error> {
+async fn order(event: Order, _ctx: Context) -> Result<Receipt, OrderError> {
     let quantity: u64 = event.quantity.trim().parse()?;
     let &(_, price, stock) = CATALOGUE
         .iter()
         .find(|(name, _, _)| *name == event.item)
-        .ok_or_else(|| UnknownItem(event.item.clone()))?;
+        .ok_or_else(|| OrderError::UnknownItem(event.item.clone()))?;
     if quantity > stock {
-        return Err(Error::new(
-            "Function.OutOfStock",
-            format!("only {stock} {} left", event.item),
-        ));
+        return Err(OrderError::OutOfStock {
+            item: event.item,
+            left: stock,
+        });
     }
     Ok(Receipt {
         item: event.item,
@@ -77,6 +97,7 @@ mod tests {
             ctx,
         )
         .await
+        .map_err(Error::from)
     }
 
     #[tokio::test]
