@@ -5,7 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use std::net::SocketAddr;
+use std::process::Stdio;
+
 use ironlambda_emulator::{Emulator, EmulatorBuilder, InvokeResponse, invoke_request, send};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
 /// A generous limit for anything the tests wait for, so a loaded 2-core machine never
 /// turns a slow run into a failure; the tests never assert on timing.
@@ -123,4 +128,61 @@ pub fn invoke_in_background(
     let addr = emu.addr();
     let request = invoke_request(addr, &emu.config().name, payload.into());
     tokio::spawn(async move { send(addr, request).await.expect("the emulator answers") })
+}
+
+/// Starts the `ironlambda-emulator` command with `args` (plus `--port 0`) as a process of
+/// its own, and returns it with the address it announced. Its output is read and dropped.
+pub async fn start_cli(args: &[&std::ffi::OsStr]) -> (Child, SocketAddr) {
+    let mut child = Command::new(binary("ironlambda-emulator"))
+        .args(args)
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the emulator command starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let first = tokio::time::timeout(PATIENCE, lines.next_line())
+        .await
+        .expect("the emulator announces its address in time")
+        .expect("the emulator's output is readable")
+        .expect("the emulator printed a line");
+    let addr: SocketAddr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+/// The peak resident memory (`VmHWM`) of process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
+}
+
+/// The pids of the direct children of process `parent`.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // The fields after the command name (which may hold spaces) in brackets.
+                    let rest = stat.rsplit_once(')')?.1;
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
 }

@@ -1,37 +1,15 @@
 //! The `ironlambda-emulator` command: starts, serves, and on SIGTERM stops the function
 //! and exits 0.
 
-use std::net::SocketAddr;
-use std::process::Stdio;
-
 use ironlambda_emulator::{invoke_request, send};
-use ironlambda_integration_tests::{PATIENCE, binary};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use ironlambda_integration_tests::{PATIENCE, binary, start_cli};
 use tokio::process::Command;
 
 #[tokio::test]
 async fn sigterm_stops_the_function_and_the_emulator() {
-    let mut child = Command::new(binary("ironlambda-emulator"))
-        .arg("--function")
-        .arg(binary("test-function"))
-        .args(["--port", "0", "--memory", "256"])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(PATIENCE, lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let addr: SocketAddr = first
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let function = binary("test-function");
+    let (mut child, addr) =
+        start_cli(&["--function".as_ref(), function.as_os_str(), "--memory".as_ref(), "256".as_ref()]).await;
 
     let r = send(
         addr,
