@@ -349,7 +349,11 @@ impl Client {
                 "the connection ended during a streamed body",
             )));
         };
-        let mut segments = [http1::chunk_size_line(data.len()), data, Bytes::from_static(b"\r\n")];
+        let mut segments = [
+            http1::chunk_size_line(data.len()),
+            data,
+            Bytes::from_static(b"\r\n"),
+        ];
         match conn.write(&mut segments).await {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(transport("sending to the Lambda API", e))),
@@ -559,6 +563,80 @@ mod tests {
         assert!(
             wire.contains("\r\n\r\n{}GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n"),
             "{wire}"
+        );
+    }
+
+    /// A streamed response goes out as a chunked body whose error ends in real trailers
+    /// (declared up front), never in the body, and `/next` follows the last chunk in the
+    /// same write.
+    #[tokio::test]
+    async fn a_streamed_body_ends_with_real_trailers_and_next_rides_behind_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut wire = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let next_line = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n";
+            while !(wire.windows(next_line.len()).any(|w| w == next_line)
+                && wire.ends_with(b"\r\n\r\n"))
+            {
+                let n = sock.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the client closed early");
+                wire.extend_from_slice(&chunk[..n]);
+            }
+            sock.write_all(
+                b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]",
+            )
+            .await
+            .unwrap();
+            String::from_utf8(wire).unwrap()
+        });
+        let endpoint = Endpoint::parse(&addr.to_string()).unwrap();
+        let api = RuntimeApi::new(endpoint.clone());
+        let mut client = Client::new(&endpoint);
+        let head = api
+            .streaming_response("id-1", HeaderValue::from_static("text/plain"))
+            .unwrap();
+        client.begin_chunked(head).await.unwrap();
+        client
+            .send_chunk(Bytes::from_static(b"hello "))
+            .await
+            .unwrap();
+        client.send_chunk(Bytes::new()).await.unwrap();
+        client
+            .send_chunk(Bytes::from_static(b"world"))
+            .await
+            .unwrap();
+        let trailers =
+            crate::stream_error_trailers("Function.Cut", br#"{"errorType":"Function.Cut"}"#);
+        let fields = trailers.each_ref().map(|(n, v)| (*n, v));
+        client.end_chunked(&fields);
+        client.queue_encoded(&EncodedRequest::new(&api.next()));
+        assert_eq!(client.receive().await.unwrap().status, StatusCode::ACCEPTED);
+        assert_eq!(client.receive().await.unwrap().body, "[]");
+        let wire = server.await.unwrap();
+        let (head, rest) = wire.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("POST /2018-06-01/runtime/invocation/id-1/response HTTP/1.1"));
+        for line in [
+            "lambda-runtime-function-response-mode: streaming",
+            "transfer-encoding: chunked",
+            "trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+            "content-type: text/plain",
+        ] {
+            assert!(
+                head.lines().any(|l| l == line),
+                "{line:?} missing from {head}"
+            );
+        }
+        assert!(!head.contains("content-length"), "{head}");
+        assert_eq!(
+            rest,
+            "6\r\nhello \r\n5\r\nworld\r\n0\r\n\
+             lambda-runtime-function-error-type: Function.Cut\r\n\
+             lambda-runtime-function-error-body: eyJlcnJvclR5cGUiOiJGdW5jdGlvbi5DdXQifQ==\r\n\r\n\
+             GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nhost: 127.0.0.1:PORT\r\n\r\n"
+                .replace("PORT", &addr.port().to_string())
         );
     }
 

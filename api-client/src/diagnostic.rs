@@ -147,13 +147,40 @@ impl Error {
     }
 }
 
-impl<E: Into<BoxError>> From<E> for Error {
+impl<E: Into<BoxError> + 'static> From<E> for Error {
     fn from(e: E) -> Self {
+        #[cfg_attr(not(any(feature = "anyhow", feature = "eyre")), allow(unused_mut))]
+        let mut slot = Some(e);
+        // An `Error` that went into anyhow or eyre comes back whole (their boxes hide it
+        // from a plain downcast).
+        #[cfg(feature = "anyhow")]
+        if let Some(a) = take::<_, anyhow::Error>(&mut slot) {
+            return a
+                .downcast::<Reported>()
+                .map_or_else(|a| Error::from_box(a.into(), None), |r| r.0);
+        }
+        #[cfg(feature = "eyre")]
+        if let Some(r) = take::<_, eyre::Report>(&mut slot) {
+            return r
+                .downcast::<Reported>()
+                .map_or_else(|r| Error::from_box(r.into(), None), |r| r.0);
+        }
+        let Some(e) = slot else {
+            return Error::new("Error", "");
+        };
         let full = type_name::<E>();
         let boxed: BoxError = e.into();
         let name = (!is_type_erased(full)).then(|| short_type_name(full));
         Error::from_box(boxed, name)
     }
+}
+
+/// Takes the value out of `slot` when `E` is `T`.
+#[cfg(any(feature = "anyhow", feature = "eyre"))]
+fn take<E: 'static, T: 'static>(slot: &mut Option<E>) -> Option<T> {
+    (slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
 }
 
 /// [`Error`] inside a standard boxed error, so it can travel through `anyhow` or `eyre`
@@ -185,7 +212,7 @@ impl std::error::Error for Reported {
 #[cfg(feature = "anyhow")]
 impl From<Error> for anyhow::Error {
     fn from(e: Error) -> Self {
-        anyhow::Error::from_boxed(e.into_boxed())
+        anyhow::Error::new(Reported(e))
     }
 }
 
@@ -257,7 +284,10 @@ fn debug_type_name(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
         .count();
     let looks_like_a_type = head.starts_with(|c: char| c.is_ascii_uppercase())
-        && matches!(head.as_bytes().get(name_len), None | Some(b' ' | b'(' | b'{'))
+        && matches!(
+            head.as_bytes().get(name_len),
+            None | Some(b' ' | b'(' | b'{')
+        )
         && name_len < 64;
     looks_like_a_type.then(|| head[..name_len].to_owned())
 }
@@ -273,7 +303,11 @@ impl<const N: usize> fmt::Write for Bounded<N> {
             take -= 1;
         }
         self.0.push_str(&s[..take]);
-        if take < s.len() { Err(fmt::Error) } else { Ok(()) }
+        if take < s.len() {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
     }
 }
 

@@ -77,7 +77,10 @@ pub fn stream_error_trailers(
     use base64::Engine;
     let body = base64::engine::general_purpose::STANDARD.encode(error_json);
     [
-        (headers::FUNCTION_ERROR_TYPE, sanitize_error_type(error_type)),
+        (
+            headers::FUNCTION_ERROR_TYPE,
+            sanitize_error_type(error_type),
+        ),
         (
             headers::FUNCTION_ERROR_BODY,
             // Base64 is always a valid header value.
@@ -169,7 +172,10 @@ impl RuntimeApi {
             headers::FUNCTION_RESPONSE_MODE,
             HeaderValue::from_static("streaming"),
         );
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         h.insert(header::TRAILER, HeaderValue::from_static(STREAM_TRAILERS));
         Ok(req)
     }

@@ -79,7 +79,10 @@ fn io_err(e: hyper::Error) -> std::io::Error {
     std::io::Error::other(e)
 }
 
-async fn request(addr: SocketAddr, req: Request<Full<Bytes>>) -> std::io::Result<http::Response<Incoming>> {
+async fn request(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> std::io::Result<http::Response<Incoming>> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

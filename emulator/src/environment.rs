@@ -36,8 +36,8 @@ use tokio::time::sleep_until;
 
 use crate::calls::{
     Call, ErrorPhase, Event, ExtensionCall, Invocation, InvokeResult, PostedBody, Refusal,
-    Registration, Reply, ResponseStream, RuntimeCall, StreamEnd, StreamedBody, error_json,
-    refuse, truncated,
+    Registration, Reply, ResponseStream, RuntimeCall, StreamEnd, StreamedBody, error_json, refuse,
+    truncated,
 };
 use crate::config::FunctionConfig;
 use crate::extensions::{Extensions, External, Window, discover};
@@ -673,9 +673,7 @@ impl Environment {
     /// `to`; anything else is refused as Lambda refuses it (edge-cases A11, A12).
     fn take_running(&mut self, id: &str, to: &str) -> Result<Invoke, Refusal> {
         match std::mem::replace(&mut self.phase, Phase::Down) {
-            Phase::Running(inv) if inv.event.request_id == id && inv.streaming.is_none() => {
-                Ok(inv)
-            }
+            Phase::Running(inv) if inv.event.request_id == id && inv.streaming.is_none() => Ok(inv),
             other => {
                 let refusal = match &other {
                     Phase::PostInvoke(inv) if inv.event.request_id == id => (

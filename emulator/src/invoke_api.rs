@@ -400,7 +400,9 @@ impl Body for EventStreamBody {
                 log_result: None,
             },
         };
-        Poll::Ready(Some(Ok(Frame::data(eventstream::invoke_complete(&complete)))))
+        Poll::Ready(Some(Ok(Frame::data(eventstream::invoke_complete(
+            &complete,
+        )))))
     }
 }
 

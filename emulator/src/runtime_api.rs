@@ -121,7 +121,11 @@ async fn stream_response(id: String, req: Request<Incoming>, calls: &mpsc::Sende
     };
     let body = pump(req.into_body(), feed).await;
     let (tx, rx) = oneshot::channel();
-    let end = RuntimeCall::StreamEnd { id, body, reply: tx };
+    let end = RuntimeCall::StreamEnd {
+        id,
+        body,
+        reply: tx,
+    };
     if calls.send(Call::Runtime(end)).await.is_err() {
         return stopped();
     }

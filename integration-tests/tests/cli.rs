@@ -8,8 +8,13 @@ use tokio::process::Command;
 #[tokio::test]
 async fn sigterm_stops_the_function_and_the_emulator() {
     let function = binary("test-function");
-    let (mut child, addr) =
-        start_cli(&["--function".as_ref(), function.as_os_str(), "--memory".as_ref(), "256".as_ref()]).await;
+    let (mut child, addr) = start_cli(&[
+        "--function".as_ref(),
+        function.as_os_str(),
+        "--memory".as_ref(),
+        "256".as_ref(),
+    ])
+    .await;
 
     let r = send(
         addr,

@@ -6,7 +6,7 @@
 
 use http::StatusCode;
 use ironlambda_emulator::{EventStream, invoke_stream_request, send_streaming};
-use ironlambda_integration_tests::{children_of, emulator, peak_rss_kib, start_cli, binary};
+use ironlambda_integration_tests::{binary, children_of, emulator, peak_rss_kib, start_cli};
 use serde_json::{Value, json};
 
 /// The bytes the stream example sends for `chunks` chunks of `size` bytes.
@@ -24,11 +24,16 @@ async fn read_all(mut events: EventStream) -> (Vec<u8>, Value) {
         assert!(complete.is_none(), "an event came after InvokeComplete");
         match event.header(":event-type") {
             Some("PayloadChunk") => payload.extend_from_slice(&event.payload),
-            Some("InvokeComplete") => complete = Some(serde_json::from_slice(&event.payload).unwrap()),
+            Some("InvokeComplete") => {
+                complete = Some(serde_json::from_slice(&event.payload).unwrap())
+            }
             other => panic!("unexpected event {other:?}"),
         }
     }
-    (payload, complete.expect("the stream ends with InvokeComplete"))
+    (
+        payload,
+        complete.expect("the stream ends with InvokeComplete"),
+    )
 }
 
 #[tokio::test]
@@ -45,7 +50,11 @@ async fn a_streamed_response_arrives_byte_exact_and_in_order() {
     );
     assert_eq!(events.headers["x-amz-executed-version"], "$LATEST");
     let (payload, complete) = read_all(events).await;
-    assert!(payload == expected(40, 1000), "{} bytes differ", payload.len());
+    assert!(
+        payload == expected(40, 1000),
+        "{} bytes differ",
+        payload.len()
+    );
     assert_eq!(complete, json!({}));
     emu.shutdown().await;
 }
@@ -209,13 +218,13 @@ async fn a_100_mib_stream_keeps_function_and_emulator_memory_bounded() {
     let emulator_pid = cli.id().expect("the emulator is running");
     let function_pid = children_of(emulator_pid)
         .into_iter()
-        .find(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == function)
-        })
+        .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == function))
         .expect("the function process is a child of the emulator");
     let function_kib = peak_rss_kib(function_pid);
     let emulator_kib = peak_rss_kib(emulator_pid);
-    eprintln!("100 MiB streamed: function peak {function_kib} KiB, emulator peak {emulator_kib} KiB");
+    eprintln!(
+        "100 MiB streamed: function peak {function_kib} KiB, emulator peak {emulator_kib} KiB"
+    );
     assert!(
         function_kib < 16 * 1024,
         "the function peaked at {function_kib} KiB"

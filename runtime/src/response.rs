@@ -341,13 +341,19 @@ impl std::error::Error for StreamClosed {}
 impl StreamSender {
     /// Sends one chunk, waiting while the previous one has not gone out yet.
     pub async fn send(&self, chunk: impl Into<Bytes>) -> Result<(), StreamClosed> {
-        self.0.send(Ok(chunk.into())).await.map_err(|_| StreamClosed)
+        self.0
+            .send(Ok(chunk.into()))
+            .await
+            .map_err(|_| StreamClosed)
     }
 
     /// Ends the response with `error`: the caller gets the chunks already sent, then the
     /// error (Lambda's error trailers).
     pub async fn fail(self, error: impl Into<Error>) -> Result<(), StreamClosed> {
-        self.0.send(Err(error.into())).await.map_err(|_| StreamClosed)
+        self.0
+            .send(Err(error.into()))
+            .await
+            .map_err(|_| StreamClosed)
     }
 }
 
@@ -388,7 +394,10 @@ fn header_map<S: serde::Serializer>(
 ) -> Result<S::Ok, S::Error> {
     let mut joined: Vec<(String, String)> = Vec::with_capacity(headers.len());
     for (name, value) in headers {
-        match joined.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match joined
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some((_, v)) => {
                 v.push_str(", ");
                 v.push_str(value);
@@ -503,7 +512,9 @@ mod tests {
     #[test]
     fn raw_bodies_keep_their_bytes_and_content_type() {
         let mut buf = ResponseBuffer::new();
-        let r = Raw::new("text/csv", "a,b\n").into_response(&mut buf).unwrap();
+        let r = Raw::new("text/csv", "a,b\n")
+            .into_response(&mut buf)
+            .unwrap();
         assert_eq!(r.content_type, "text/csv");
         assert!(matches!(r.body, ResponseBody::Buffered(b) if b == "a,b\n"));
         let r = Raw::binary(vec![0u8, 255]).into_response(&mut buf).unwrap();
@@ -546,7 +557,9 @@ mod tests {
         let producer = tokio::spawn(async move {
             tx.send("a").await.unwrap();
             tx.send(Bytes::from_static(b"b")).await.unwrap();
-            tx.fail(Error::new("StreamInterrupted", "stopped")).await.unwrap();
+            tx.fail(Error::new("StreamInterrupted", "stopped"))
+                .await
+                .unwrap();
         });
         let mut chunks = streaming.chunks;
         let mut got = Vec::new();

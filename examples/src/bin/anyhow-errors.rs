@@ -52,7 +52,10 @@ mod tests {
         let e = run("x").await.unwrap_err();
         assert_eq!(
             (e.error_type(), e.message()),
-            ("ParseIntError", "reading the count: invalid digit found in string")
+            (
+                "ParseIntError",
+                "reading the count: invalid digit found in string"
+            )
         );
         let e = run("0").await.unwrap_err();
         assert_eq!(

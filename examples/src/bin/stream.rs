@@ -73,10 +73,8 @@ mod tests {
         let producer = tokio::spawn(produce(plan, sender));
         let mut chunks = Vec::new();
         let mut failure = None;
-        while let Some(item) = std::future::poll_fn(|cx| {
-            std::pin::Pin::new(&mut response).poll_next(cx)
-        })
-        .await
+        while let Some(item) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut response).poll_next(cx)).await
         {
             match item {
                 Ok(c) => chunks.push(c),

@@ -8,7 +8,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ironlambda_emulator::{invoke_request, send};
+use ironlambda_emulator::{invoke_request, invoke_stream_request, send, send_streaming};
 use ironlambda_integration_tests::binary;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -182,6 +182,24 @@ async fn tour() -> Result<(), String> {
     .await?;
     stop(run).await?;
 
+    println!("\n■ examples/src/bin/stream.rs: a streamed response (InvokeWithResponseStream)");
+    let run = start_emulator(&binary("stream"), None).await?;
+    invoke_streaming(
+        &run,
+        "stream",
+        "four chunks, 150 ms apart, each printed as it arrives",
+        r#"{"chunks":4,"chunk_bytes":8,"interval_ms":150}"#,
+    )
+    .await?;
+    invoke_streaming(
+        &run,
+        "stream",
+        "a failure after two chunks: the bytes already sent, then the error",
+        r#"{"chunks":4,"chunk_bytes":8,"fail_after":2}"#,
+    )
+    .await?;
+    stop(run).await?;
+
     println!(
         "\n■ examples/src/bin/graceful.rs with the telemetry-summary extension (a layer's /opt/extensions)"
     );
@@ -215,6 +233,31 @@ async fn tour() -> Result<(), String> {
     stop(run).await?;
     let _ = std::fs::remove_dir_all(&dir);
     println!("\nDone: every emulator stopped on SIGTERM; no process left behind.");
+    Ok(())
+}
+
+/// Invokes through InvokeWithResponseStream and prints each event as it arrives.
+async fn invoke_streaming(
+    run: &Running,
+    function: &str,
+    what: &str,
+    payload: &str,
+) -> Result<(), String> {
+    println!(
+        "\n  ▶ {what}\n    → POST /2021-11-15/functions/{function}/response-streaming-invocations  {payload}"
+    );
+    let request = invoke_stream_request(run.addr, function, payload.to_owned());
+    let mut events = send_streaming(run.addr, request)
+        .await
+        .map_err(|e| format!("invoke failed: {e}"))?;
+    while let Some(event) = events
+        .next_event()
+        .await
+        .map_err(|e| format!("reading the stream failed: {e}"))?
+    {
+        let kind = event.header(":event-type").unwrap_or("?");
+        println!("    ← {kind} {}", String::from_utf8_lossy(&event.payload));
+    }
     Ok(())
 }
 
