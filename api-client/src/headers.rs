@@ -29,6 +29,10 @@ pub const AMZ_FUNCTION_ERROR: &str = "x-amz-function-error";
 pub const AMZ_INVOCATION_TYPE: &str = "x-amz-invocation-type";
 /// Invoke API request header carrying a base64 client context.
 pub const AMZ_CLIENT_CONTEXT: &str = "x-amz-client-context";
+/// Invoke API request header: `Tail` asks for the last 4 KB of the invocation's log.
+pub const AMZ_LOG_TYPE: &str = "x-amz-log-type";
+/// Invoke API reply header with the base64 log tail, when `Tail` was asked for.
+pub const AMZ_LOG_RESULT: &str = "x-amz-log-result";
 /// Invoke API reply header naming the version that ran.
 pub const AMZ_EXECUTED_VERSION: &str = "x-amz-executed-version";
 /// AWS request id header on Invoke API replies.

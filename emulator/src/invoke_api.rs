@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
@@ -31,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::calls::{Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd};
 use crate::eventstream::{self, InvokeComplete};
 use crate::http_util::{Reply, json as json_reply, read_limited};
+use crate::logs::Logs;
 
 /// Path prefix of the Invoke API.
 pub(crate) const PREFIX: &str = "/2015-03-31/functions/";
@@ -40,6 +42,9 @@ pub(crate) const STREAMING_PREFIX: &str = "/2021-11-15/functions/";
 const MAX_CLIENT_CONTEXT: usize = 3583;
 /// The content type of InvokeWithResponseStream replies.
 const EVENT_STREAM: &str = "application/vnd.amazon.eventstream";
+/// How much longer than the function timeout a `LogType: Tail` waits for the REPORT line
+/// (the post-invoke phase and the shutdown after a timeout come after the timeout).
+const TAIL_GRACE: Duration = Duration::from_secs(3);
 
 /// Which operation a request path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +71,10 @@ pub(crate) struct InvokeTarget<'a> {
     pub(crate) function_name: &'a str,
     pub(crate) function_arn: String,
     pub(crate) invokes: &'a mpsc::Sender<Invocation>,
+    /// Where `LogType: Tail` reads the invocation's log.
+    pub(crate) logs: &'a Logs,
+    /// The function timeout: how long a `Tail` may wait for the `REPORT` line beyond it.
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// An AWS API error reply: the type in `x-amzn-ErrorType`, `{"Type","message"}` as body.
@@ -87,7 +96,7 @@ fn aws_error(status: StatusCode, error_type: &'static str, message: String) -> R
 }
 
 /// `{name}` may be a name, `function` (RIE's), or a full or partial ARN.
-fn names_the_function(requested: &str, target: &InvokeTarget<'_>) -> bool {
+fn names_the_function(requested: &str, function_name: &str) -> bool {
     let unqualified = requested
         .rsplit_once(':')
         .map_or(requested, |(head, tail)| {
@@ -99,7 +108,7 @@ fn names_the_function(requested: &str, target: &InvokeTarget<'_>) -> bool {
             }
         });
     let name = unqualified.rsplit(':').next().unwrap_or(unqualified);
-    name == target.function_name || name == "function"
+    name == function_name || name == "function"
 }
 
 pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> Reply {
@@ -118,7 +127,7 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
             format!("{} is not supported on {path}", req.method()),
         );
     }
-    if !names_the_function(name, &target) {
+    if !names_the_function(name, target.function_name) {
         return aws_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
@@ -150,6 +159,19 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",
                 message,
+            );
+        }
+    };
+    let tail = match header_text(req.headers(), headers::AMZ_LOG_TYPE).as_deref() {
+        None | Some("None") => false,
+        Some("Tail") if !asynchronous => true,
+        Some(other) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                format!(
+                    "Invalid log type {other:?}: expected None, or Tail for synchronous invocations"
+                ),
             );
         }
     };
@@ -225,9 +247,23 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
                 ),
             );
         };
+        // LogType: Tail waits for the REPORT line, as Lambda's tail includes it.
+        let log_limit = target.timeout + TAIL_GRACE;
         match operation {
-            Operation::Invoke => buffered_reply(result).await,
-            Operation::InvokeWithResponseStream => event_stream_reply(result),
+            Operation::Invoke => {
+                let mut reply = buffered_reply(result).await;
+                if tail {
+                    let log = target.logs.tail(&request_id, log_limit).await;
+                    if let Some(v) = log.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                        reply.headers_mut().insert(headers::AMZ_LOG_RESULT, v);
+                    }
+                }
+                reply
+            }
+            Operation::InvokeWithResponseStream => {
+                let tail = tail.then(|| (target.logs.clone(), request_id.clone(), log_limit));
+                event_stream_reply(result, tail)
+            }
         }
     };
     let h = reply.headers_mut();
@@ -301,8 +337,9 @@ async fn collect(stream: ResponseStream) -> InvokeResult {
     }
 }
 
-/// The InvokeWithResponseStream reply: an event stream that follows the function's.
-fn event_stream_reply(result: InvokeResult) -> Reply {
+/// The InvokeWithResponseStream reply: an event stream that follows the function's. With
+/// `tail`, `InvokeComplete` carries the invocation's `LogResult`.
+fn event_stream_reply(result: InvokeResult, tail: Option<(Logs, String, Duration)>) -> Reply {
     let stream = match result {
         InvokeResult::Streaming(stream) => stream,
         // A buffered response is sent as a single chunk.
@@ -316,10 +353,21 @@ fn event_stream_reply(result: InvokeResult) -> Reply {
             ready_stream(None, None, StreamEnd::Failed { error_type, body })
         }
     };
+    let (done_tx, done) = oneshot::channel();
+    let ending = stream.end;
+    // How the stream ended, and then (for Tail) the log up to the REPORT line.
+    tokio::spawn(async move {
+        let ending = ending.await.ok();
+        let log_result = match (&ending, tail) {
+            (Some(_), Some((logs, request_id, limit))) => logs.tail(&request_id, limit).await,
+            _ => None,
+        };
+        let _ = done_tx.send(complete(ending, log_result));
+    });
     let mut r = Response::new(
         EventStreamBody {
             chunks: Some(stream.chunks),
-            end: Some(stream.end),
+            end: Some(done),
         }
         .boxed_unsync(),
     );
@@ -353,7 +401,8 @@ fn ready_stream(
 /// of filling memory.
 struct EventStreamBody {
     chunks: Option<mpsc::Receiver<Bytes>>,
-    end: Option<oneshot::Receiver<StreamEnd>>,
+    /// The `InvokeComplete` to end with, once the stream has ended.
+    end: Option<oneshot::Receiver<InvokeComplete>>,
 }
 
 impl Body for EventStreamBody {
@@ -382,27 +431,35 @@ impl Body for EventStreamBody {
         // The ending decides even while chunks are still open (a timeout, say).
         self.end = None;
         self.chunks = None;
-        let complete = match ending {
-            Ok(StreamEnd::Complete) => InvokeComplete::default(),
-            Ok(StreamEnd::Failed { error_type, body }) => {
-                let details = serde_json::from_slice::<ErrorRequest>(&body)
-                    .map(|e| e.error_message)
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
-                InvokeComplete {
-                    error_code: Some(error_type),
-                    error_details: Some(details),
-                    log_result: None,
-                }
-            }
-            Err(_) => InvokeComplete {
-                error_code: Some("ServiceException".into()),
-                error_details: Some("The emulator stopped before the stream ended".into()),
-                log_result: None,
-            },
-        };
+        let complete = ending.unwrap_or_else(|_| complete(None, None));
         Poll::Ready(Some(Ok(Frame::data(eventstream::invoke_complete(
             &complete,
         )))))
+    }
+}
+
+/// The `InvokeComplete` for how a stream ended (`None`: the emulator stopped first).
+fn complete(ending: Option<StreamEnd>, log_result: Option<String>) -> InvokeComplete {
+    match ending {
+        Some(StreamEnd::Complete) => InvokeComplete {
+            log_result,
+            ..InvokeComplete::default()
+        },
+        Some(StreamEnd::Failed { error_type, body }) => {
+            let details = serde_json::from_slice::<ErrorRequest>(&body)
+                .map(|e| e.error_message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            InvokeComplete {
+                error_code: Some(error_type),
+                error_details: Some(details),
+                log_result,
+            }
+        }
+        None => InvokeComplete {
+            error_code: Some("ServiceException".into()),
+            error_details: Some("The emulator stopped before the stream ended".into()),
+            log_result: None,
+        },
     }
 }
 
@@ -456,12 +513,6 @@ mod tests {
 
     #[test]
     fn function_names_and_arns() {
-        let (tx, _rx) = mpsc::channel(1);
-        let t = InvokeTarget {
-            function_name: "hello",
-            function_arn: String::new(),
-            invokes: &tx,
-        };
         for ok in [
             "hello",
             "function",
@@ -469,14 +520,14 @@ mod tests {
             "hello:3",
             "arn:aws:lambda:us-east-1:000000000000:function:hello",
         ] {
-            assert!(names_the_function(ok, &t), "{ok}");
+            assert!(names_the_function(ok, "hello"), "{ok}");
         }
         for bad in [
             "other",
             "hello2",
             "arn:aws:lambda:us-east-1:000000000000:function:other",
         ] {
-            assert!(!names_the_function(bad, &t), "{bad}");
+            assert!(!names_the_function(bad, "hello"), "{bad}");
         }
     }
 

@@ -168,6 +168,7 @@ impl EmulatorBuilder {
         let environment = tokio::spawn(environment.run(calls_rx, invokes_rx, exits_rx, stop_rx));
         let shared = Arc::new(server::Shared {
             config: config.clone(),
+            logs: logs.clone(),
             calls: calls_tx,
             invokes: invokes_tx,
         });

@@ -2,6 +2,8 @@
 //! function's output, START/END/REPORT), echoed to stdout and/or kept for tests.
 
 use std::sync::{Arc, Mutex};
+
+use base64::Engine;
 use std::time::Duration;
 
 use ironlambda_api_client::telemetry::{TelemetryEvent, TelemetryType};
@@ -35,6 +37,8 @@ struct Inner {
 
 /// At most this many lines are kept in memory; older ones are dropped first.
 const MAX_KEPT: usize = 10_000;
+/// How much of an invocation's log `LogType: Tail` returns (protocol.md §1.10).
+const TAIL_BYTES: usize = 4096;
 
 impl Logs {
     pub(crate) fn new(echo: bool, telemetry: Arc<TelemetryHub>) -> Self {
@@ -99,6 +103,25 @@ impl Logs {
             .clone()
     }
 
+    /// The last 4 KB of invocation `request_id`'s log (from its `START` line through its
+    /// `REPORT` line), base64, as `LogType: Tail` returns it. Waits for the `REPORT` line for
+    /// at most `limit`, then takes what there is; `None` when the invocation logged nothing.
+    pub(crate) async fn tail(&self, request_id: &str, limit: Duration) -> Option<String> {
+        let report = format!("REPORT RequestId: {request_id}");
+        let start = format!("START RequestId: {request_id}");
+        self.wait_for(limit, |l| l.starts_with(&report)).await;
+        let lines = self.lines();
+        let first = lines.iter().rposition(|l| l.starts_with(&start))?;
+        let last = lines[first..]
+            .iter()
+            .position(|l| l.starts_with(&report))
+            .map_or(lines.len(), |i| first + i + 1);
+        let mut text = lines[first..last].join("\n");
+        text.push('\n');
+        let cut = text.len().saturating_sub(TAIL_BYTES);
+        Some(base64::engine::general_purpose::STANDARD.encode(&text.as_bytes()[cut..]))
+    }
+
     /// Waits until a line satisfies `pred`, for at most `limit`; returns that line.
     pub async fn wait_for(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
         let wait = async {
@@ -113,5 +136,44 @@ impl Logs {
             }
         };
         tokio::time::timeout(limit, wait).await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(b64: &str) -> String {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_tail_is_the_last_4_kb_of_one_invocation() {
+        let logs = Logs::new(false, Arc::new(TelemetryHub::default()));
+        logs.line("START RequestId: a Version: $LATEST");
+        logs.line("REPORT RequestId: a\tDuration: 1.00 ms");
+        logs.line("START RequestId: b Version: $LATEST");
+        for i in 0..100 {
+            logs.line(format!("line {i:03} {}", "x".repeat(60)));
+        }
+        logs.line("END RequestId: b");
+        logs.line("REPORT RequestId: b\tDuration: 2.00 ms");
+        logs.line("START RequestId: c Version: $LATEST");
+        let tail = decode(&logs.tail("b", Duration::ZERO).await.unwrap());
+        assert_eq!(tail.len(), TAIL_BYTES);
+        assert!(
+            tail.ends_with("REPORT RequestId: b\tDuration: 2.00 ms\n"),
+            "{tail}"
+        );
+        assert!(!tail.contains("RequestId: a") && !tail.contains("RequestId: c"));
+        let short = decode(&logs.tail("a", Duration::ZERO).await.unwrap());
+        assert_eq!(
+            short,
+            "START RequestId: a Version: $LATEST\nREPORT RequestId: a\tDuration: 1.00 ms\n"
+        );
+        assert_eq!(logs.tail("unknown", Duration::ZERO).await, None);
     }
 }

@@ -16,11 +16,13 @@ use tokio::task::JoinSet;
 use crate::calls::{Call, Invocation};
 use crate::config::FunctionConfig;
 use crate::http_util::{Reply, json};
+use crate::logs::Logs;
 use crate::{extensions_api, invoke_api, runtime_api};
 
 /// What every connection's handlers share.
 pub(crate) struct Shared {
     pub(crate) config: Arc<FunctionConfig>,
+    pub(crate) logs: Logs,
     pub(crate) calls: mpsc::Sender<Call>,
     pub(crate) invokes: mpsc::Sender<Invocation>,
 }
@@ -56,6 +58,8 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
             function_name: &shared.config.name,
             function_arn: shared.config.arn(),
             invokes: &shared.invokes,
+            logs: &shared.logs,
+            timeout: shared.config.timeout,
         };
         return invoke_api::handle(req, target).await;
     }

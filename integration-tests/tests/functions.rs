@@ -426,3 +426,30 @@ async fn json_log_format_names_the_request_on_every_line() {
     assert_eq!(record["span"]["requestId"], id.as_str(), "{line}");
     emu.shutdown().await;
 }
+
+/// `X-Amz-Log-Type: Tail`: the answer carries the base64 of the invocation's last 4 KB of
+/// log, from START through REPORT, with the function's own lines.
+#[tokio::test]
+async fn a_tail_log_type_returns_the_invocation_log() {
+    use base64::Engine;
+    let emu = emulator("hello").start().await.unwrap();
+    let mut request = invoke_request(emu.addr(), "hello", r#"{"name":"Ada"}"#);
+    request
+        .headers_mut()
+        .insert("x-amz-log-type", HeaderValue::from_static("Tail"));
+    let r = send(emu.addr(), request).await.unwrap();
+    assert_eq!(r.json().unwrap(), json!({ "message": "Hello, Ada!" }));
+    let encoded = r.headers["x-amz-log-result"].to_str().unwrap();
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let log = String::from_utf8(log).unwrap();
+    let id = r.request_id().unwrap();
+    assert!(log.starts_with(&format!("START RequestId: {id}")), "{log}");
+    assert!(log.contains("greeting Ada"), "{log}");
+    assert!(log.contains(&format!("\nREPORT RequestId: {id}")), "{log}");
+    // Without the header there is no log in the answer.
+    let r = emu.invoke("{}").await.unwrap();
+    assert!(r.headers.get("x-amz-log-result").is_none());
+    emu.shutdown().await;
+}

@@ -234,3 +234,41 @@ async fn a_100_mib_stream_keeps_function_and_emulator_memory_bounded() {
         "the emulator peaked at {emulator_kib} KiB"
     );
 }
+
+/// `X-Amz-Log-Type: Tail` on a streaming invoke: `InvokeComplete` carries the base64 of
+/// the invocation's log, through its REPORT line.
+#[tokio::test]
+async fn a_tail_log_type_puts_the_invocation_log_in_invoke_complete() {
+    let emu = emulator("stream").start().await.unwrap();
+    let mut request = invoke_stream_request(
+        emu.addr(),
+        "stream",
+        json!({"chunks": 2, "chunk_bytes": 1}).to_string(),
+    );
+    request
+        .headers_mut()
+        .insert("x-amz-log-type", http::HeaderValue::from_static("Tail"));
+    let events = send_streaming(emu.addr(), request).await.unwrap();
+    let (payload, complete) = read_all(events).await;
+    assert_eq!(payload, b"ab");
+    let log = decode_log(complete["LogResult"].as_str().expect("a LogResult"));
+    assert!(log.starts_with("START RequestId: "), "{log}");
+    assert!(log.contains("\nEND RequestId: "), "{log}");
+    assert!(
+        log.trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("REPORT RequestId: "),
+        "{log}"
+    );
+    emu.shutdown().await;
+}
+
+fn decode_log(b64: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("LogResult is base64");
+    String::from_utf8(bytes).expect("the log is text")
+}
