@@ -79,5 +79,6 @@ pub async fn round_trips(
         cpu_us: f64::NAN,
         user_us: f64::NAN,
         peak_rss_kb: f64::NAN,
+        first_byte_us: f64::NAN,
     })
 }

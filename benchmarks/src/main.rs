@@ -126,6 +126,27 @@ fn cases(quick: bool) -> Vec<Case> {
     ]
 }
 
+/// The streaming cases, measured on [`STREAM_SUBJECTS`].
+fn stream_cases(quick: bool) -> Vec<Case> {
+    vec![
+        Case {
+            name: "stream 100 MB",
+            event: Bytes::from_static(br#"{"chunks":1600,"chunk_bytes":65536}"#),
+            invocations: if quick { 1 } else { 3 },
+            expect_errors: false,
+        },
+        Case {
+            name: "stream, one small chunk",
+            event: Bytes::from_static(br#"{"chunks":1,"chunk_bytes":16}"#),
+            invocations: if quick { 40 } else { 2_000 },
+            expect_errors: false,
+        },
+    ]
+}
+
+/// The streaming subjects (the floor has no streaming counterpart).
+const STREAM_SUBJECTS: [&str; 2] = ["stream_ironlambda", "stream_reference"];
+
 /// The subjects, in the order each run interleaves them.
 const OURS: usize = 0;
 const REFERENCE: usize = 1;
@@ -183,8 +204,17 @@ async fn bench(o: &Options) -> Result<String, String> {
         })
     };
     let bins: Vec<PathBuf> = SUBJECTS.iter().map(|n| path(n)).collect::<Result<_, _>>()?;
+    let stream_bins = || -> Result<Vec<PathBuf>, String> {
+        Ok(vec![path("stream_ironlambda")?, path("stream_reference")?])
+    };
     if let Some((name, launcher)) = &o.profile {
-        let case = cases(false)
+        let streaming = name.starts_with("stream");
+        let (all_cases, bins) = if streaming {
+            (stream_cases(false), stream_bins()?)
+        } else {
+            (cases(false), bins)
+        };
+        let case = all_cases
             .into_iter()
             .find(|c| c.name.starts_with(name.as_str()))
             .ok_or_else(|| format!("no case named {name:?}"))?;
@@ -192,7 +222,12 @@ async fn bench(o: &Options) -> Result<String, String> {
             invocations: case.invocations.min(5_000),
             ..case
         };
-        for (subject, bin) in SUBJECTS.iter().zip(&bins) {
+        let subjects: &[&str] = if streaming {
+            &STREAM_SUBJECTS
+        } else {
+            &SUBJECTS
+        };
+        for (subject, bin) in subjects.iter().zip(&bins) {
             measure::run_case(launcher, bin, &case).await?;
             eprintln!(
                 "bench: profiled {subject} on {} ({} invocations)",
@@ -279,6 +314,52 @@ async fn bench(o: &Options) -> Result<String, String> {
     }
     eprintln!("bench: emulator done");
 
+    // Streamed responses: ours (`Streaming::channel`) against the reference's
+    // `streaming::channel`; the floor has no streaming counterpart.
+    let mut stream_peak_kib = None;
+    let streams: Vec<Case> = stream_cases(o.quick)
+        .into_iter()
+        .filter(|c| selected(c.name))
+        .collect();
+    if !streams.is_empty() {
+        let stream_bins = stream_bins()?;
+        for case in streams {
+            let mut samples: [Vec<Sample>; 2] = Default::default();
+            for run in 0..runs {
+                let order = if run % 2 == 0 {
+                    [OURS, REFERENCE]
+                } else {
+                    [REFERENCE, OURS]
+                };
+                for s in order {
+                    samples[s].push(measure::run_case(&launcher, &stream_bins[s], &case).await?);
+                }
+            }
+            let metrics: [Metric; 5] = [
+                ("invocations/s", |s| s.invocations_per_s),
+                ("time to first byte µs", |s| s.first_byte_us),
+                ("CPU µs/invocation", |s| s.cpu_us),
+                ("user CPU µs/invocation", |s| s.user_us),
+                ("peak RSS KiB", |s| s.peak_rss_kb),
+            ];
+            for (name, f) in metrics {
+                let pick = |s: usize| samples[s].iter().map(f).collect::<Vec<_>>();
+                rows.push(Row::new(
+                    case.name,
+                    name,
+                    &pick(OURS),
+                    &pick(REFERENCE),
+                    None,
+                ));
+            }
+            if case.name == "stream 100 MB" {
+                let peaks: Vec<f64> = samples[OURS].iter().map(|s| s.peak_rss_kb).collect();
+                stream_peak_kib = Some(stats::median(&peaks));
+            }
+            eprintln!("bench: {} done", case.name);
+        }
+    }
+
     let goals = [
         Target {
             case: "tiny event",
@@ -319,11 +400,22 @@ async fn bench(o: &Options) -> Result<String, String> {
     ));
     doc.push_str("- Subjects: `benchmarks/examples/echo_ironlambda.rs`, `echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON, each answer and the next `/next` in one write as ironlambda does), all built with the workspace release profile, on a current-thread tokio runtime.\n");
     doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs in the bench process, which the scheduler usually puts on the other core, so every message costs a cross-core wake-up.\n");
-    doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n\n");
+    doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n");
+    doc.push_str("- Stream rows: `stream_ironlambda.rs` (`Streaming::channel`) and `stream_reference.rs` (`lambda_runtime::streaming::channel`) stream N chunks of one shared buffer; the mock API reads each body a frame at a time. Time to first byte is from serving `/next` to the first body byte of the streamed `/response`.\n\n");
     doc.push_str("## Results\n\n");
     doc.push_str(&report::table(&rows));
     doc.push_str("\n## Targets\n\n");
     doc.push_str(&report::targets(&rows, &goals));
+    if let Some(kib) = stream_peak_kib {
+        let verdict = if kib <= 16.0 * 1024.0 {
+            "met"
+        } else {
+            "missed"
+        };
+        doc.push_str(&format!(
+            "- stream 100 MB, peak RSS of ours ≤ 16384 KiB (absolute, whatever the size): {kib:.0} KiB, {verdict}\n"
+        ));
+    }
     Ok(doc)
 }
 

@@ -23,6 +23,8 @@ pub struct Sample {
     /// The user-space part of `cpu_us`: the runtime's own work, without the kernel's.
     pub user_us: f64,
     pub peak_rss_kb: f64,
+    /// Median time from serving the event to the first byte of the answer's body.
+    pub first_byte_us: f64,
 }
 
 /// A benchmark case: an event and how many times to serve it.
@@ -160,6 +162,8 @@ pub async fn run_case(launcher: &Launcher, binary: &Path, case: &Case) -> Result
     };
     let mut latencies = rec.latencies;
     latencies.sort_unstable();
+    let mut first_bytes = rec.first_bytes;
+    first_bytes.sort_unstable();
     Ok(Sample {
         invocations_per_s: case.invocations as f64 / (last - first).as_secs_f64(),
         p50_us: percentile(&latencies, 0.50).as_secs_f64() * 1e6,
@@ -167,6 +171,7 @@ pub async fn run_case(launcher: &Launcher, binary: &Path, case: &Case) -> Result
         cpu_us: usage.cpu.as_secs_f64() * 1e6 / case.invocations as f64,
         user_us: usage.user.as_secs_f64() * 1e6 / case.invocations as f64,
         peak_rss_kb: usage.peak_rss_kb as f64,
+        first_byte_us: percentile(&first_bytes, 0.50).as_secs_f64() * 1e6,
     })
 }
 

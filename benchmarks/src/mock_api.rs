@@ -30,6 +30,8 @@ pub struct Recorded {
     pub last_answered: Option<Instant>,
     /// Served → whole answer received, per invocation.
     pub latencies: Vec<Duration>,
+    /// Served → first byte of the answer's body received, per invocation.
+    pub first_bytes: Vec<Duration>,
     /// How many answers were `/error` posts.
     pub errors: usize,
 }
@@ -171,12 +173,24 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
         .and_then(|rest| rest.split('/').next())
         .and_then(|id| id.parse::<usize>().ok());
     let is_error = path.ends_with("/error");
-    // Read the whole answer before stopping the clock.
-    let _ = req.into_body().collect().await;
+    // Read the whole answer before stopping the clock, a frame at a time (a streamed
+    // answer may be far larger than anything worth holding), noting when its first
+    // byte came.
+    let mut body = req.into_body();
+    let mut first_byte = None;
+    while let Some(Ok(frame)) = body.frame().await {
+        if first_byte.is_none() && frame.data_ref().is_some_and(|d| !d.is_empty()) {
+            first_byte = Some(Instant::now());
+        }
+    }
     let now = Instant::now();
     let mut inner = state.recorded.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(served) = id.and_then(|n| inner.served.get(n).copied()) {
         inner.rec.latencies.push(now - served);
+        inner
+            .rec
+            .first_bytes
+            .push(first_byte.unwrap_or(now) - served);
         inner.rec.last_answered = Some(now);
         if is_error {
             inner.rec.errors += 1;

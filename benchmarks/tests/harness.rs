@@ -34,6 +34,35 @@ fn a_quick_run_measures_every_subject() {
 }
 
 #[test]
+fn a_quick_stream_run_measures_time_to_first_byte_for_both_runtimes() {
+    let exe = std::env::current_exe().unwrap();
+    let examples = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("examples");
+    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["--quick", "--only", "stream, one", "--examples"])
+        .arg(&examples)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| stream, one small chunk | time to first byte µs |"))
+        .unwrap_or_else(|| panic!("no time-to-first-byte row:\n{stdout}"));
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    for cell in &cells[3..6] {
+        assert!(!cell.is_empty() && *cell != "—", "{row}");
+    }
+}
+
+#[test]
 fn bad_arguments_are_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
         .arg("--frobnicate")

@@ -55,8 +55,8 @@ pub use invocation_loop::{INVALID_EVENT_ERROR_TYPE, PANIC_ERROR_TYPE, SERIALIZAT
 pub use ironlambda_api_client::Error;
 pub use logging::{LogFormat, init_default_subscriber};
 pub use response::{
-    HTTP_INTEGRATION_CONTENT_TYPE, HttpIntegration, IntoResponse, Raw, Response, ResponseBuffer,
-    StreamClosed, StreamSender, Streaming,
+    CHANNEL_CHUNKS, HTTP_INTEGRATION_CONTENT_TYPE, HttpIntegration, IntoResponse, Raw, Response,
+    ResponseBuffer, StreamClosed, StreamSender, Streaming,
 };
 
 /// Cleanup hooks that run when Lambda shuts the environment down (SIGTERM); install it

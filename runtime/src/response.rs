@@ -50,6 +50,9 @@ pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
 /// What separates an HTTP-integration prelude from the body.
 const PRELUDE_SEPARATOR: [u8; 8] = [0; 8];
 
+/// How many chunks a [`Streaming::channel`] holds before [`StreamSender::send`] waits.
+pub const CHANNEL_CHUNKS: usize = 4;
+
 /// A stream of chunks as the runtime sends it.
 pub(crate) type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
 
@@ -243,9 +246,11 @@ impl Streaming {
     }
 
     /// A sender to push chunks with, and the response that streams them. The channel holds
-    /// one chunk: [`StreamSender::send`] waits while the previous chunk is still unsent.
+    /// [`CHANNEL_CHUNKS`] chunks: [`StreamSender::send`] waits while that many are unsent,
+    /// so the producer may run a little ahead of the socket (fewer task switches), and no
+    /// further.
     pub fn channel() -> (StreamSender, Streaming) {
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
         let stream = Streaming {
             content_type: Cow::Borrowed(OCTET_STREAM),
             chunks: Box::pin(Received(rx)),
