@@ -4,9 +4,10 @@
 
 use std::fmt;
 
-/// The longest request id accepted. Lambda's are 36-character UUIDs; this leaves room
-/// for emulators that use other schemes without letting a header grow a URL unboundedly.
-pub const MAX_REQUEST_ID_LEN: usize = 128;
+/// The longest request id accepted. Lambda's are 36-character UUIDs, but any id of safe
+/// characters is legal; the bound is the longest reply head the client reads (64 KiB),
+/// which no id can outgrow anyway.
+pub const MAX_REQUEST_ID_LEN: usize = crate::http1::MAX_HEAD;
 
 /// A request id that cannot be used in a URL path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +56,9 @@ mod tests {
     fn request_id_table() {
         let long_ok = "a".repeat(MAX_REQUEST_ID_LEN);
         let too_long = "a".repeat(MAX_REQUEST_ID_LEN + 1);
+        let longer_than_a_uuid = format!("{}-{}", "b".repeat(150), "c".repeat(60));
         let cases: &[(&str, bool)] = &[
+            (&longer_than_a_uuid, true),
             ("8476a536-e9f4-11e8-9739-2dfe598c3fcd", true),
             ("ABC_def-123", true),
             ("req.1", true),

@@ -251,6 +251,8 @@ impl NextHeaders {
             headers::TENANT_ID,
         ];
         let mut out = NextHeaders::default();
+        // A repeated header counts once, by its first value (as Go's `Header.Get` reads).
+        let mut seen = [false; NAMES.len()];
         for (name, value) in fields {
             // The name first: most headers are not ours, and their values are never read.
             let Some(slot) = NAMES
@@ -266,6 +268,9 @@ impl NextHeaders {
             else {
                 continue;
             };
+            if std::mem::replace(&mut seen[slot], true) {
+                continue;
+            }
             match slot {
                 0 => out.request_id = text.to_owned(),
                 1 => out.deadline_ms = text.parse().ok(),
@@ -377,7 +382,24 @@ mod tests {
         assert_eq!(n.trace_id.as_deref(), Some("Root=1-2-3"));
         assert_eq!(n.client_context, None);
         assert_eq!(n.cognito_identity, None);
+        // A repeated header counts by its first value, usable or not.
         pairs.push((headers::DEADLINE_MS, b"600000"));
-        assert_eq!(read(&pairs).deadline_ms, Some(600_000));
+        assert_eq!(read(&pairs).deadline_ms, None);
+        assert_eq!(
+            read(&[(headers::DEADLINE_MS, b"600000")]).deadline_ms,
+            Some(600_000)
+        );
+    }
+
+    #[test]
+    fn a_repeated_request_id_counts_by_its_first_value() {
+        let n = NextHeaders::from_fields(
+            [
+                (headers::REQUEST_ID.as_bytes(), &b"first"[..]),
+                (b"Lambda-Runtime-Aws-Request-Id", b"second"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(n.request_id, "first");
     }
 }

@@ -138,7 +138,7 @@ fn stream_cases(quick: bool) -> Vec<Case> {
         Case {
             name: "stream, one small chunk",
             event: Bytes::from_static(br#"{"chunks":1,"chunk_bytes":16}"#),
-            invocations: if quick { 40 } else { 2_000 },
+            invocations: if quick { 40 } else { 200 },
             expect_errors: false,
         },
     ]

@@ -248,20 +248,22 @@ impl Registered {
     }
 }
 
+/// The events a registration asks for. Lambda accepts what real clients send: no
+/// `events` (`{}`), `"events": null` (aws-lambda-go's SIGTERM helper) and fields it does
+/// not know; it refuses a body that is not a JSON object, and event names it does not know.
 fn parse_events(body: &PostedBody) -> Result<Vec<EventType>, Refusal> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        events: Vec<String>,
-    }
     let bad = |m: String| refuse(StatusCode::FORBIDDEN, "InvalidRequestFormat", m);
     let PostedBody::Complete(bytes) = body else {
         return Err(bad("The registration body could not be read".into()));
     };
-    let parsed: Body = serde_json::from_slice(bytes)
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes)
         .map_err(|e| bad(format!("Invalid registration body: {e}")))?;
-    parsed
-        .events
+    let names: Vec<String> = match object.get("events") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(events) => serde_json::from_value(events.clone())
+            .map_err(|e| bad(format!("Invalid registration body: events: {e}")))?,
+    };
+    names
         .iter()
         .map(|name| {
             EventType::from_name(name).ok_or_else(|| {
@@ -305,22 +307,13 @@ mod tests {
             error_type(e.register("", &ok, Window::Open)),
             "Extension.InvalidExtensionName"
         );
-        assert_eq!(
-            error_type(e.register("ext", &body("{}"), Window::Open)),
-            "InvalidRequestFormat"
-        );
-        assert_eq!(
-            error_type(e.register("ext", &body("nope"), Window::Open)),
-            "InvalidRequestFormat"
-        );
-        assert_eq!(
-            error_type(e.register(
-                "ext",
-                &body(r#"{"events":["INVOKE"],"configurationKeys":[]}"#),
-                Window::Open
-            )),
-            "InvalidRequestFormat"
-        );
+        for refused in ["nope", "[]", r#"{"events":"INVOKE"}"#] {
+            assert_eq!(
+                error_type(e.register("ext", &body(refused), Window::Open)),
+                "InvalidRequestFormat",
+                "{refused}"
+            );
+        }
         assert_eq!(
             error_type(e.register("ext", &body(r#"{"events":["BOOT"]}"#), Window::Open)),
             "Extension.InvalidEventType"
@@ -358,6 +351,20 @@ mod tests {
             error_type(e.register("eleventh", &invoke_only, Window::Open)),
             "Extension.TooManyExtensions"
         );
+    }
+
+    /// What real clients send is accepted: no events at all, `null` events, unknown fields.
+    #[test]
+    fn registrations_real_clients_send_are_accepted() {
+        for accepted in [
+            "{}",
+            r#"{"events":null}"#,
+            r#"{"events":["INVOKE"],"configurationKeys":[]}"#,
+        ] {
+            let mut e = with_external("ext");
+            let r = e.register("ext", &body(accepted), Window::Open);
+            assert!(r.is_ok(), "{accepted}: {:?}", r.err().map(|(_, b)| b));
+        }
     }
 
     #[tokio::test]

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::calls::{Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd};
 use crate::eventstream::{self, InvokeComplete};
+use crate::function_name::{self, FunctionRef};
 use crate::http_util::{Reply, json as json_reply, read_limited};
 use crate::logs::Logs;
 
@@ -95,20 +96,11 @@ fn aws_error(status: StatusCode, error_type: &'static str, message: String) -> R
     r
 }
 
-/// `{name}` may be a name, `function` (RIE's), or a full or partial ARN.
-fn names_the_function(requested: &str, function_name: &str) -> bool {
-    let unqualified = requested
-        .rsplit_once(':')
-        .map_or(requested, |(head, tail)| {
-            // `name:qualifier` or `arn:…:function:name[:qualifier]`
-            if tail == "$LATEST" || tail.chars().all(|c| c.is_ascii_digit()) {
-                head
-            } else {
-                requested
-            }
-        });
-    let name = unqualified.rsplit(':').next().unwrap_or(unqualified);
-    name == function_name || name == "function"
+/// Whether `requested` names the function served here: its name, or `function` (the name
+/// RIE's users invoke), unqualified or at `$LATEST` or a version (protocol.md §1.10).
+fn names_the_function(requested: &FunctionRef, function_name: &str) -> bool {
+    (requested.name == function_name || requested.name == "function")
+        && requested.is_latest_or_version()
 }
 
 pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> Reply {
@@ -127,11 +119,30 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
             format!("{} is not supported on {path}", req.method()),
         );
     }
-    if !names_the_function(name, target.function_name) {
+    let requested = match function_name::parse(name) {
+        Ok(f) => f,
+        Err(message) => {
+            return aws_error(StatusCode::BAD_REQUEST, "ValidationException", message);
+        }
+    };
+    if !names_the_function(&requested, target.function_name) {
+        let qualifier = requested
+            .qualifier
+            .as_deref()
+            .map(|q| format!(":{q}"))
+            .unwrap_or_default();
+        // The ARN the caller meant: ours, with their name and qualifier.
+        let account_prefix = target
+            .function_arn
+            .rsplit_once(':')
+            .map_or("", |(prefix, _)| prefix);
         return aws_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
-            format!("Function not found: {}", name),
+            format!(
+                "Function not found: {account_prefix}:{}{qualifier}",
+                requested.name
+            ),
         );
     }
     let asynchronous = match header_text(req.headers(), headers::AMZ_INVOCATION_TYPE).as_deref() {
@@ -513,21 +524,24 @@ mod tests {
 
     #[test]
     fn function_names_and_arns() {
+        let names = |raw: &str| names_the_function(&function_name::parse(raw).unwrap(), "hello");
         for ok in [
             "hello",
             "function",
             "hello:$LATEST",
             "hello:3",
             "arn:aws:lambda:us-east-1:000000000000:function:hello",
+            "000000000000:function:hello:$LATEST",
         ] {
-            assert!(names_the_function(ok, "hello"), "{ok}");
+            assert!(names(ok), "{ok}");
         }
-        for bad in [
+        for other in [
             "other",
             "hello2",
+            "hello:live",
             "arn:aws:lambda:us-east-1:000000000000:function:other",
         ] {
-            assert!(!names_the_function(bad, "hello"), "{bad}");
+            assert!(!names(other), "{other}");
         }
     }
 

@@ -26,6 +26,7 @@ mod environment;
 pub mod eventstream;
 mod extensions;
 mod extensions_api;
+mod function_name;
 mod http_util;
 mod invoke_api;
 mod logs;

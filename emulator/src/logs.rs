@@ -56,7 +56,7 @@ impl Logs {
     pub(crate) fn line(&self, line: impl Into<String>) {
         let line = line.into();
         if self.inner.echo {
-            println!("{line}");
+            println!("{}", printable(&line));
         }
         let mut kept = self
             .inner
@@ -139,9 +139,41 @@ impl Logs {
     }
 }
 
+/// `line` with its control characters written out (`\x1b`, `\r`, `\u{9b}`), so a
+/// function's output cannot move the cursor, clear the screen, retitle the terminal or
+/// fake a platform line with a carriage return. Tabs stay.
+fn printable(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut out = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        match c {
+            '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_written_out_when_printed() {
+        assert_eq!(printable("plain\ttext"), "plain\ttext");
+        assert_eq!(
+            printable("\x1b[2J\x07\rREPORT fake\u{9b}31m"),
+            "\\x1b[2J\\x07\\rREPORT fake\\u{9b}31m"
+        );
+        assert_eq!(printable("\x1b]0;title\x07"), "\\x1b]0;title\\x07");
+    }
 
     fn decode(b64: &str) -> String {
         let bytes = base64::engine::general_purpose::STANDARD

@@ -111,6 +111,9 @@ async fn serve(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(warning) = exposure_warning(emulator.addr().ip()) {
+        eprintln!("{warning}");
+    }
     let c = emulator.config();
     println!(
         "ironlambda-emulator: listening on http://{} (function {}, timeout {:.2} s, memory {} MB)",
@@ -130,4 +133,32 @@ async fn serve(args: Args) -> ExitCode {
     println!("ironlambda-emulator: shutting down");
     emulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// What to say when the emulator listens beyond loopback: its Runtime API has no
+/// authentication (Lambda's is reachable only inside the sandbox), so anyone who can reach
+/// the port can read events and forge the function's answers.
+fn exposure_warning(ip: std::net::IpAddr) -> Option<String> {
+    (!ip.is_loopback()).then(|| {
+        format!(
+            "ironlambda-emulator: WARNING: listening on {ip}, beyond loopback. The Runtime API on this port is unauthenticated: anyone who can reach it can read every event and forge the function's answers. Use --host 127.0.0.1 unless this network is yours alone."
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_beyond_loopback_is_warned_about() {
+        for exposed in ["0.0.0.0", "::", "192.0.2.7"] {
+            let ip: std::net::IpAddr = exposed.parse().unwrap();
+            let warning = exposure_warning(ip).unwrap_or_else(|| panic!("{exposed}"));
+            assert!(warning.contains("unauthenticated"), "{warning}");
+        }
+        for local in ["127.0.0.1", "127.3.2.1", "::1"] {
+            assert_eq!(exposure_warning(local.parse().unwrap()), None, "{local}");
+        }
+    }
 }

@@ -150,6 +150,10 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: Ctrl-C in the emulator's terminal (SIGINT to the
+            // terminal's foreground group) must not reach it before SHUTDOWN does, and
+            // whatever it forks can be ended with it.
+            .process_group(0)
             .kill_on_drop(true);
         if let Some(dir) = launch
             .executable
@@ -170,6 +174,9 @@ impl Process {
         let exits = exits.clone();
         let (who, generation) = (launch.who, launch.generation);
         tokio::spawn(async move {
+            // Whatever way this task ends (the process exited, or the emulator dropped
+            // it), no process the child started outlives it.
+            let _group = pid.map(GroupKiller);
             let mut handle_open = true;
             let status = loop {
                 tokio::select! {
@@ -199,7 +206,7 @@ impl Process {
         Ok(Process { pid, signals })
     }
 
-    /// Sends SIGTERM.
+    /// Sends SIGTERM (to the process Lambda started; SIGKILL ends its whole group).
     pub(crate) fn terminate(&self) {
         let _ = self.signals.send(libc::SIGTERM);
     }
@@ -257,6 +264,19 @@ pub(crate) fn describe_exit(status: &ExitStatus) -> String {
         format!("signal: {name}")
     } else {
         "unknown exit".to_owned()
+    }
+}
+
+/// SIGKILLs a process group when dropped: a launched process leads its own group, and a
+/// child it forked (a shell wrapper that did not `exec`) must end with the environment.
+struct GroupKiller(u32);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        // SAFETY: plain FFI call. The group id is the leader's pid; Linux does not reuse a
+        // pid while a process group of that id has members, so this reaches only
+        // processes of this group (and fails harmlessly with ESRCH when none is left).
+        unsafe { libc::kill(-(self.0 as libc::pid_t), libc::SIGKILL) };
     }
 }
 

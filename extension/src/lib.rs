@@ -40,21 +40,34 @@ pub use ironlambda_api_client::telemetry::{
 pub use ironlambda_api_client::{Error, InvokeEvent, ShutdownEvent, ShutdownReason, Tracing};
 pub use telemetry::TelemetryConfig;
 
-/// The name an external extension registers under: its executable's file name, which is how
-/// Lambda matches a registration to the file it launched from `/opt/extensions`.
+/// The name an external extension registers under: the file name it was started by
+/// (`argv[0]`), which is how Lambda matches a registration to the file it launched from
+/// `/opt/extensions`. A layer often installs an extension as a symlink to a binary with
+/// another name; the link's name is the one Lambda knows, so the target's name (what
+/// `current_exe` gives) would make Lambda treat the extension as internal.
 pub fn default_extension_name() -> Option<String> {
-    std::env::current_exe()
-        .ok()?
+    let invoked = std::env::args_os().next();
+    name_from(invoked.as_deref())
+        .or_else(|| name_from(Some(std::env::current_exe().ok()?.as_os_str())))
+}
+
+fn name_from(path: Option<&std::ffi::OsStr>) -> Option<String> {
+    std::path::Path::new(path?)
         .file_name()?
         .to_str()
+        .filter(|n| !n.is_empty())
         .map(str::to_owned)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn name_is_the_executable_file_name() {
+    fn name_is_the_file_name_it_was_started_by() {
         let name = super::default_extension_name().unwrap();
         assert!(name.starts_with("ironlambda_extension"), "{name}");
+        let from = |p: &str| super::name_from(Some(std::ffi::OsStr::new(p)));
+        assert_eq!(from("/opt/extensions/my-ext").as_deref(), Some("my-ext"));
+        assert_eq!(from("my-ext").as_deref(), Some("my-ext"));
+        assert_eq!(from("/"), None);
     }
 }

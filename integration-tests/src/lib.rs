@@ -130,13 +130,47 @@ pub fn invoke_in_background(
     tokio::spawn(async move { send(addr, request).await.expect("the emulator answers") })
 }
 
+/// The `ironlambda-emulator` command running as a process of its own.
+pub struct Cli {
+    /// The process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Every line it printed so far.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Cli {
+    /// Waits until it printed a line satisfying `pred`, for at most [`PATIENCE`].
+    pub async fn wait_for_line(&self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(l) = self.lines().into_iter().find(|l| pred(l)) {
+                return Some(l);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    /// A copy of the lines printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 /// Starts the `ironlambda-emulator` command with `args` (plus `--port 0`) as a process of
-/// its own, and returns it with the address it announced. Its output is read and dropped.
-pub async fn start_cli(args: &[&std::ffi::OsStr]) -> (Child, SocketAddr) {
+/// its own, in a process group of its own (as a shell starts a job), and returns once it
+/// announced its address.
+pub async fn start_cli(args: &[&std::ffi::OsStr]) -> Cli {
     let mut child = Command::new(binary("ironlambda-emulator"))
         .args(args)
         .args(["--port", "0"])
         .stdout(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .expect("the emulator command starts");
@@ -152,8 +186,18 @@ pub async fn start_cli(args: &[&std::ffi::OsStr]) -> (Child, SocketAddr) {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {first:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    let output = std::sync::Arc::new(std::sync::Mutex::new(vec![first]));
+    let sink = output.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    });
+    Cli {
+        child,
+        addr,
+        output,
+    }
 }
 
 /// The peak resident memory (`VmHWM`) of process `pid`, in KiB.

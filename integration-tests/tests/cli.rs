@@ -8,13 +8,14 @@ use tokio::process::Command;
 #[tokio::test]
 async fn sigterm_stops_the_function_and_the_emulator() {
     let function = binary("test-function");
-    let (mut child, addr) = start_cli(&[
+    let cli = start_cli(&[
         "--function".as_ref(),
         function.as_os_str(),
         "--memory".as_ref(),
         "256".as_ref(),
     ])
     .await;
+    let (mut child, addr) = (cli.child, cli.addr);
 
     let r = send(
         addr,
@@ -64,4 +65,72 @@ async fn bad_arguments_are_clear_errors() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+}
+
+/// A function's output cannot drive the terminal: control characters are printed written
+/// out, so no escape sequence, bell or carriage return reaches the screen raw.
+#[tokio::test]
+async fn control_characters_from_the_function_are_printed_escaped() {
+    let function = binary("test-function");
+    let cli = start_cli(&["--function".as_ref(), function.as_os_str()]).await;
+    let payload = serde_json::json!({
+        "action": "print",
+        "text": "before\u{1b}[2J\u{7}\rREPORT RequestId: fake\u{1b}]0;title\u{7}after",
+    });
+    let r = send(
+        cli.addr,
+        invoke_request(cli.addr, "test-function", payload.to_string()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.function_error(), None, "{}", r.text());
+    let line = cli
+        .wait_for_line(|l| l.starts_with("before"))
+        .await
+        .expect("the printed line");
+    assert_eq!(
+        line,
+        r"before\x1b[2J\x07\rREPORT RequestId: fake\x1b]0;title\x07after"
+    );
+    assert!(
+        cli.lines()
+            .iter()
+            .all(|l| !l.contains('\u{1b}') && !l.contains('\r')),
+        "a raw control character was printed"
+    );
+}
+
+/// Ctrl-C in a terminal sends SIGINT to the emulator's whole process group. The function
+/// and its extensions run in groups of their own, so they still get Lambda's shutdown:
+/// the extension receives SHUTDOWN instead of dying first.
+#[tokio::test]
+async fn ctrl_c_shuts_the_environment_down_as_lambda_does() {
+    let dir = ironlambda_integration_tests::extensions_dir(&["test-extension"]);
+    let function = binary("hello");
+    let mut cli = start_cli(&[
+        "--function".as_ref(),
+        function.as_os_str(),
+        "--extensions-dir".as_ref(),
+        dir.path().as_os_str(),
+    ])
+    .await;
+    let r = send(cli.addr, invoke_request(cli.addr, "hello", "{}"))
+        .await
+        .unwrap();
+    assert_eq!(r.function_error(), None, "{}", r.text());
+    let pgid = cli.child.id().unwrap() as libc::pid_t;
+    // SAFETY: plain FFI call: SIGINT to the process group of our own child (it leads it).
+    unsafe { libc::kill(-pgid, libc::SIGINT) };
+    let status = tokio::time::timeout(PATIENCE, cli.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        cli.wait_for_line(|l| l.contains("[test-extension] SHUTDOWN spindown"))
+            .await
+            .is_some(),
+        "the extension never got SHUTDOWN: {:#?}",
+        cli.lines()
+    );
 }

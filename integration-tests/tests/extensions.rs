@@ -429,3 +429,27 @@ async fn shutdown_reasons_say_what_happened() {
     assert_eq!(init_count(&emu), 3);
     emu.shutdown().await;
 }
+
+/// A layer that installs its extension as a symlink under another name: the extension
+/// registers under the link's name (the file Lambda launched), so it counts as the
+/// external extension it is and init completes.
+#[tokio::test]
+async fn an_extension_linked_under_another_name_registers_by_the_link_name() {
+    let dir = Scratch::new("renamed-extension");
+    std::os::unix::fs::symlink(
+        ironlambda_integration_tests::binary("test-extension"),
+        dir.path().join("renamed-extension"),
+    )
+    .unwrap();
+    let emu = emulator("hello")
+        .init_timeout(Duration::from_secs(10))
+        .extensions_dir(dir.path())
+        .start()
+        .await
+        .unwrap();
+    let r = emu.invoke(r#"{"name":"Ada"}"#).await.unwrap();
+    assert_eq!(r.function_error(), None, "{}", r.text());
+    assert_eq!(r.json().unwrap(), json!({ "message": "Hello, Ada!" }));
+    line(emu.logs(), "[renamed-extension] INVOKE ").await;
+    emu.shutdown().await;
+}

@@ -453,3 +453,97 @@ async fn a_tail_log_type_returns_the_invocation_log() {
     assert!(r.headers.get("x-amz-log-result").is_none());
     emu.shutdown().await;
 }
+
+/// With Lambda's log level at WARN, lines logged during an invocation still name it, in
+/// text and in JSON; INFO lines are filtered even when a stray RUST_LOG asks for them.
+#[tokio::test]
+async fn at_warn_level_error_lines_still_name_the_request() {
+    for format in ["Text", "JSON"] {
+        let emu = emulator("test-function")
+            .env("AWS_LAMBDA_LOG_FORMAT", format)
+            .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
+            .env("RUST_LOG", "trace")
+            .start()
+            .await
+            .unwrap();
+        emu.invoke(r#"{"action":"echo","value":1}"#).await.unwrap();
+        let r = emu
+            .invoke(r#"{"action":"fail","message":"no"}"#)
+            .await
+            .unwrap();
+        let id = r.request_id().unwrap().to_owned();
+        let line = emu
+            .logs()
+            .wait_for(ironlambda_integration_tests::PATIENCE, |l| {
+                l.contains("invocation failed")
+            })
+            .await
+            .expect("the runtime logs the failure");
+        assert!(line.contains(&id), "{format}: {line}");
+        let lines = emu.logs().lines();
+        assert!(
+            !lines.iter().any(|l| l.contains("echoing")),
+            "{format}: an INFO line got through: {lines:#?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("RUST_LOG") && l.contains("ignored")),
+            "{format}: {lines:#?}"
+        );
+        emu.shutdown().await;
+    }
+}
+
+/// A function that is a shell wrapper forking a helper (no `exec` for the helper): when
+/// the environment goes away, the helper goes with it.
+#[tokio::test]
+async fn a_process_the_function_forked_does_not_outlive_the_environment() {
+    let dir = ironlambda_integration_tests::Scratch::new("wrapper");
+    let pid_file = dir.path().join("helper.pid");
+    let wrapper = dir.path().join("bootstrap");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nsleep 600 &\necho $! > '{}'\nexec '{}'\n",
+            pid_file.display(),
+            ironlambda_integration_tests::binary("hello").display()
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let emu = ironlambda_emulator::Emulator::builder(&wrapper)
+        .name("hello")
+        .timeout(ironlambda_integration_tests::PATIENCE)
+        .start()
+        .await
+        .unwrap();
+    let r = emu.invoke(r#"{"name":"Ada"}"#).await.unwrap();
+    assert_eq!(r.json().unwrap(), json!({ "message": "Hello, Ada!" }));
+    let helper: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{helper}")).exists());
+    emu.shutdown().await;
+    // The helper was SIGKILLed with its group; give the kernel a moment to tear it down.
+    let mut gone = false;
+    for _ in 0..250 {
+        let state = std::fs::read_to_string(format!("/proc/{helper}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting for init to reap it.
+        if state.is_empty()
+            || state
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the helper process {helper} outlived the environment");
+}

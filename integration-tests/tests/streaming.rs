@@ -192,7 +192,8 @@ async fn a_100_mib_stream_keeps_function_and_emulator_memory_bounded() {
     const CHUNK: usize = 64 * 1024;
     const CHUNKS: u64 = 1600;
     let function = binary("stream");
-    let (cli, addr) = start_cli(&["--function".as_ref(), function.as_os_str()]).await;
+    let cli = start_cli(&["--function".as_ref(), function.as_os_str()]).await;
+    let addr = cli.addr;
     let request = invoke_stream_request(
         addr,
         "stream",
@@ -215,7 +216,7 @@ async fn a_100_mib_stream_keeps_function_and_emulator_memory_bounded() {
     assert_eq!(offset, CHUNK * CHUNKS as usize);
     assert_eq!(complete.as_deref(), Some(&b"{}"[..]));
 
-    let emulator_pid = cli.id().expect("the emulator is running");
+    let emulator_pid = cli.child.id().expect("the emulator is running");
     let function_pid = children_of(emulator_pid)
         .into_iter()
         .find(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == function))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderValue;
 use ironlambda_api_client::{
-    ApiResponse, Client, EncodedRequest, NextHeaders, POLL_ATTEMPTS, RuntimeApi,
+    ApiResponse, Client, EncodedRequest, NextHeaders, POLL_ATTEMPTS, POLL_BACKOFF, RuntimeApi,
     stream_error_trailers, validate_request_id,
 };
 use tracing::Instrument;
@@ -59,18 +59,32 @@ impl<H: Handler> InvocationLoop<H> {
     /// out in the same write as the following `/next` (see [`Self::report`]).
     pub(crate) async fn serve(mut self) -> Result<(), Error> {
         self.client.queue_encoded(&self.next_request);
+        // Unusable events in a row: each waits longer before `/next` is asked again.
+        let mut skipped = 0u32;
         loop {
             let next = self.next_event().await?;
             let headers = NextHeaders::from_response(&next);
             if let Err(e) = validate_request_id(&headers.request_id) {
                 // edge-cases A5: without a usable id nothing can be answered; skip the event.
-                tracing::error!("skipping an event whose {e}");
+                // A server that keeps answering so (cargo-lambda's 204 when idle) must not
+                // make the loop spin: back off, 50 ms doubling to at most 1.6 s.
+                let pause = POLL_BACKOFF * 2u32.pow(skipped.min(5));
+                skipped = skipped.saturating_add(1);
+                tracing::error!(
+                    "skipping an event whose {e} (status {}); asking again in {} ms",
+                    next.status,
+                    pause.as_millis()
+                );
+                tokio::time::sleep(pause).await;
                 self.client.queue_encoded(&self.next_request);
                 continue;
             }
+            skipped = 0;
             let ctx = Context::from_next(headers, self.config.clone());
             self.trace_env.update(ctx.xray_trace_id.as_deref());
-            let span = tracing::info_span!("invocation", requestId = ctx.request_id.as_str());
+            // An ERROR-level span is enabled whatever level Lambda's controls set, so every
+            // line logged in it, WARN and ERROR included, names the invocation.
+            let span = tracing::error_span!("invocation", requestId = ctx.request_id.as_str());
             let request_id = ctx.request_id.clone();
             async {
                 let outcome = self.invoke(next.body, ctx).await;

@@ -1,6 +1,11 @@
 //! The default `tracing` subscriber, configured the way Lambda's settings ask
-//! (protocol.md §7): `AWS_LAMBDA_LOG_FORMAT` picks text or JSON, `RUST_LOG` (as
-//! `target=level,…` directives) or else `AWS_LAMBDA_LOG_LEVEL` picks the level.
+//! (protocol.md §7): `AWS_LAMBDA_LOG_FORMAT` picks text or JSON, and the level comes from
+//! `AWS_LAMBDA_LOG_LEVEL` (Lambda's logging controls) or, when that is not set, from
+//! `RUST_LOG` (as `target=level,…` directives), else INFO.
+//!
+//! Lambda's setting wins over `RUST_LOG`: it is what the function's operator chose in the
+//! console, and a `RUST_LOG` left in the environment must not override it. When both are
+//! set, the runtime says once, on its first line, that `RUST_LOG` was ignored.
 
 use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
@@ -15,29 +20,46 @@ pub enum LogFormat {
     Json,
 }
 
+/// The logging settings read from the environment.
+pub(crate) struct Settings {
+    pub(crate) format: LogFormat,
+    pub(crate) filter: Targets,
+    /// `RUST_LOG` was set but `AWS_LAMBDA_LOG_LEVEL` decided: say so.
+    pub(crate) rust_log_ignored: Option<String>,
+}
+
 /// The format and filter read from the environment through `lookup`.
-pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> (LogFormat, Targets) {
+pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> Settings {
     let format = match lookup("AWS_LAMBDA_LOG_FORMAT") {
         Some(f) if f.trim().eq_ignore_ascii_case("json") => LogFormat::Json,
         _ => LogFormat::Text,
     };
-    let from_rust_log = lookup("RUST_LOG").and_then(|v| v.parse::<Targets>().ok());
-    let filter = from_rust_log.unwrap_or_else(|| {
-        let level = match lookup("AWS_LAMBDA_LOG_LEVEL")
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_uppercase()
-            .as_str()
-        {
+    let lambda_level = lookup("AWS_LAMBDA_LOG_LEVEL").and_then(|v| {
+        Some(match v.trim().to_ascii_uppercase().as_str() {
             "TRACE" => LevelFilter::TRACE,
             "DEBUG" => LevelFilter::DEBUG,
+            "INFO" => LevelFilter::INFO,
             "WARN" => LevelFilter::WARN,
             "ERROR" | "FATAL" => LevelFilter::ERROR,
-            _ => LevelFilter::INFO,
-        };
-        Targets::new().with_default(level)
+            _ => return None,
+        })
     });
-    (format, filter)
+    let rust_log = lookup("RUST_LOG").filter(|v| !v.trim().is_empty());
+    let (filter, rust_log_ignored) = match (lambda_level, rust_log) {
+        (Some(level), ignored) => (Targets::new().with_default(level), ignored),
+        (None, Some(directives)) => (
+            directives
+                .parse::<Targets>()
+                .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO)),
+            None,
+        ),
+        (None, None) => (Targets::new().with_default(LevelFilter::INFO), None),
+    };
+    Settings {
+        format,
+        filter,
+        rust_log_ignored,
+    }
 }
 
 /// Installs the default subscriber unless the program already installed one.
@@ -45,7 +67,11 @@ pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> (LogFormat, T
 /// Text lines carry the invocation span (`invocation{requestId=…}`), JSON lines carry it
 /// as `"span":{"requestId":…}`, so every line logged during an invocation names it.
 pub fn init_default_subscriber() {
-    let (format, filter) = settings(|k| std::env::var(k).ok());
+    let Settings {
+        format,
+        filter,
+        rust_log_ignored,
+    } = settings(|k| std::env::var(k).ok());
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stdout)
         .with_target(false)
@@ -65,7 +91,13 @@ pub fn init_default_subscriber() {
         ),
     };
     // An error only means the program installed its own subscriber first: keep it.
-    let _ = result;
+    if result.is_ok() {
+        if let Some(directives) = rust_log_ignored {
+            tracing::warn!(
+                "RUST_LOG={directives:?} is ignored: AWS_LAMBDA_LOG_LEVEL (Lambda's logging controls) sets the level"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -83,25 +115,44 @@ mod tests {
 
     #[test]
     fn format_and_level_follow_lambda_settings() {
-        let (f, t) = settings(lookup(&[]));
-        assert_eq!(f, LogFormat::Text);
-        assert!(t.would_enable("x", &Level::INFO) && !t.would_enable("x", &Level::DEBUG));
+        let s = settings(lookup(&[]));
+        assert_eq!(s.format, LogFormat::Text);
+        assert!(
+            s.filter.would_enable("x", &Level::INFO) && !s.filter.would_enable("x", &Level::DEBUG)
+        );
 
-        let (f, t) = settings(lookup(&[
+        let s = settings(lookup(&[
             ("AWS_LAMBDA_LOG_FORMAT", "json"),
             ("AWS_LAMBDA_LOG_LEVEL", "debug"),
         ]));
-        assert_eq!(f, LogFormat::Json);
-        assert!(t.would_enable("x", &Level::DEBUG));
+        assert_eq!(s.format, LogFormat::Json);
+        assert!(s.filter.would_enable("x", &Level::DEBUG));
 
-        let (_, t) = settings(lookup(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]));
-        assert!(!t.would_enable("x", &Level::WARN) && t.would_enable("x", &Level::ERROR));
+        let s = settings(lookup(&[("AWS_LAMBDA_LOG_LEVEL", "FATAL")]));
+        assert!(
+            !s.filter.would_enable("x", &Level::WARN) && s.filter.would_enable("x", &Level::ERROR)
+        );
+    }
 
-        let (_, t) = settings(lookup(&[
+    #[test]
+    fn rust_log_applies_only_when_lambda_sets_no_level() {
+        let s = settings(lookup(&[("RUST_LOG", "warn,my_fn=trace")]));
+        assert!(s.filter.would_enable("my_fn", &Level::TRACE));
+        assert!(
+            s.filter.would_enable("other", &Level::WARN)
+                && !s.filter.would_enable("other", &Level::INFO)
+        );
+        assert_eq!(s.rust_log_ignored, None);
+    }
+
+    #[test]
+    fn lambda_log_level_wins_over_rust_log_and_says_so() {
+        let s = settings(lookup(&[
             ("AWS_LAMBDA_LOG_LEVEL", "ERROR"),
-            ("RUST_LOG", "warn,my_fn=trace"),
+            ("RUST_LOG", "trace"),
         ]));
-        assert!(t.would_enable("my_fn", &Level::TRACE));
-        assert!(t.would_enable("other", &Level::WARN) && !t.would_enable("other", &Level::INFO));
+        assert!(!s.filter.would_enable("my_fn", &Level::WARN));
+        assert!(s.filter.would_enable("my_fn", &Level::ERROR));
+        assert_eq!(s.rust_log_ignored.as_deref(), Some("trace"));
     }
 }

@@ -1,5 +1,6 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
-//! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`.
+//! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`,
+//! `print` (writes `text` to stdout as it is).
 //! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
 //! `SLOW_INIT_MS=<n>` init takes that long; with `ON_SIGTERM_WRITE=<path>` it writes that
 //! file and exits when it gets SIGTERM (without registering any extension); with
@@ -21,6 +22,7 @@ enum Action {
     Exit { code: i32 },
     Big { bytes: usize },
     Context,
+    Print { text: String },
 }
 
 async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
@@ -37,6 +39,10 @@ async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
         }
         Action::Exit { code } => std::process::exit(code),
         Action::Big { bytes } => Ok(Value::String("x".repeat(bytes))),
+        Action::Print { text } => {
+            println!("{text}");
+            Ok(json!({ "printed": text.len() }))
+        }
         Action::Context => Ok(json!({
             "request_id": ctx.request_id,
             "arn": ctx.invoked_function_arn,
