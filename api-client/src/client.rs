@@ -42,6 +42,8 @@ const MIN_SPARE: usize = 1024;
 /// A connection idle for longer than this is checked with the kernel itself before reuse
 /// (servers close idle connections after seconds, not milliseconds).
 const QUIET: Duration = Duration::from_millis(100);
+/// How long a failed write waits for an answer the server may have sent before closing.
+const EARLY_REPLY_WAIT: Duration = Duration::from_secs(1);
 
 /// A successful (2xx) answer, with its body read in full.
 #[derive(Debug, Clone)]
@@ -356,7 +358,17 @@ impl Client {
         ];
         match conn.write(&mut segments).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.fail(transport("sending to the Lambda API", e))),
+            Err(e) => {
+                // Refused part-way (a 413 past the streaming limit): report that answer.
+                if self.in_flight == 1 {
+                    self.in_flight = 0;
+                    if let Some(early) = self.early_reply().await {
+                        return early.map(|_| ());
+                    }
+                    self.in_flight = 1;
+                }
+                Err(self.fail(transport("sending to the Lambda API", e)))
+            }
         }
     }
 
@@ -378,7 +390,13 @@ impl Client {
             ));
         }
         if self.queued > 0 || !self.out.is_empty() {
+            let answered_before = self.in_flight == 0;
             if let Err(e) = self.flush().await {
+                if answered_before {
+                    if let Some(early) = self.early_reply().await {
+                        return early;
+                    }
+                }
                 return Err(self.fail(e));
             }
         }
@@ -405,6 +423,32 @@ impl Client {
         } else {
             Err(ApiError::from_status(head.status, &body))
         }
+    }
+
+    /// After a write failed on a connection that owed nothing else: the server may have
+    /// answered the first request early and closed (Go's server and ours answer 413 to an
+    /// oversized body without reading it). That answer, when it is there, is the reply to
+    /// the request; whatever was queued behind it is lost with the connection.
+    async fn early_reply(&mut self) -> Option<Result<ApiResponse, ApiError>> {
+        let conn = self.connection.as_mut()?;
+        let reply = tokio::time::timeout(EARLY_REPLY_WAIT, conn.read_reply()).await;
+        let Ok(Ok((head, body))) = reply else {
+            return None;
+        };
+        self.connection = None;
+        self.lost += self.queued.saturating_sub(1);
+        self.queued = 0;
+        self.unsent.clear();
+        self.out.clear();
+        Some(if head.status.is_success() {
+            Ok(ApiResponse {
+                status: head.status,
+                body,
+                head: head.raw,
+            })
+        } else {
+            Err(ApiError::from_status(head.status, &body))
+        })
     }
 
     /// Writes the queued requests, on the open connection unless it has gone stale.

@@ -1,12 +1,13 @@
 //! Small helpers shared by the emulator's HTTP handlers.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 
 use crate::calls::PostedBody;
 
@@ -27,26 +28,30 @@ pub(crate) fn json(status: StatusCode, body: impl Into<Bytes>) -> Reply {
     r
 }
 
-/// Reads a request body, keeping at most `limit` bytes in memory but counting all of them.
+/// How long a client may leave a request body without sending more of it.
+pub(crate) const BODY_STALL: Duration = Duration::from_secs(10);
+
+/// Reads a request body of at most `limit` bytes. A larger one is not read further:
+/// `TooLarge` carries the size its `Content-Length` declared, or what arrived before the
+/// limit was passed. A body that stops arriving for [`BODY_STALL`] counts as truncated.
 pub(crate) async fn read_limited(mut body: Incoming, limit: usize) -> PostedBody {
-    let mut buf = BytesMut::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    total = total.saturating_add(data.len());
-                    if total <= limit {
-                        buf.extend_from_slice(&data);
-                    }
-                }
+    let declared = body.size_hint().exact().map(|n| n as usize);
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        return PostedBody::TooLarge(n);
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    loop {
+        let frame = match tokio::time::timeout(BODY_STALL, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) => break,
+            Ok(Some(Err(_))) | Err(_) => return PostedBody::Truncated,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return PostedBody::TooLarge(buf.len() + data.len());
             }
-            Err(_) => return PostedBody::Truncated,
+            buf.extend_from_slice(&data);
         }
     }
-    if total > limit {
-        PostedBody::TooLarge(total)
-    } else {
-        PostedBody::Complete(buf.freeze())
-    }
+    PostedBody::Complete(buf.freeze())
 }

@@ -31,12 +31,21 @@ pub struct Logs {
 struct Inner {
     echo: bool,
     telemetry: Arc<TelemetryHub>,
-    captured: Mutex<Vec<String>>,
+    captured: Mutex<Kept>,
     added: Notify,
+}
+
+/// The lines kept, and their total size.
+#[derive(Debug, Default)]
+struct Kept {
+    lines: std::collections::VecDeque<String>,
+    bytes: usize,
 }
 
 /// At most this many lines are kept in memory; older ones are dropped first.
 const MAX_KEPT: usize = 10_000;
+/// At most this many bytes of lines are kept; older lines are dropped first.
+const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
 /// How much of an invocation's log `LogType: Tail` returns (protocol.md §1.10).
 const TAIL_BYTES: usize = 4096;
 
@@ -46,7 +55,7 @@ impl Logs {
             inner: Arc::new(Inner {
                 echo,
                 telemetry,
-                captured: Mutex::new(Vec::new()),
+                captured: Mutex::new(Kept::default()),
                 added: Notify::new(),
             }),
         }
@@ -63,10 +72,14 @@ impl Logs {
             .captured
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= MAX_KEPT {
-            kept.drain(..MAX_KEPT / 2);
+        kept.bytes += line.len();
+        kept.lines.push_back(line);
+        while kept.lines.len() > MAX_KEPT || kept.bytes > MAX_KEPT_BYTES {
+            let Some(old) = kept.lines.pop_front() else {
+                break;
+            };
+            kept.bytes -= old.len();
         }
-        kept.push(line);
         drop(kept);
         self.inner.added.notify_waiters();
     }
@@ -96,11 +109,12 @@ impl Logs {
 
     /// A copy of the lines kept so far.
     pub fn lines(&self) -> Vec<String> {
-        self.inner
+        let kept = self
+            .inner
             .captured
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .unwrap_or_else(|p| p.into_inner());
+        kept.lines.iter().cloned().collect()
     }
 
     /// The last 4 KB of invocation `request_id`'s log (from its `START` line through its
@@ -164,6 +178,24 @@ fn printable(line: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_kept_is_bounded_in_lines_and_in_bytes() {
+        let logs = Logs::new(false, Arc::new(TelemetryHub::default()));
+        for i in 0..MAX_KEPT + 5 {
+            logs.line(format!("{i}"));
+        }
+        let lines = logs.lines();
+        assert_eq!(lines.len(), MAX_KEPT);
+        assert_eq!(lines[0], "5", "the oldest lines go first");
+        let big = "x".repeat(256 * 1024);
+        for _ in 0..100 {
+            logs.line(big.clone());
+        }
+        let kept: usize = logs.lines().iter().map(String::len).sum();
+        assert!(kept <= MAX_KEPT_BYTES, "{kept} bytes kept");
+        assert!(kept > MAX_KEPT_BYTES - big.len());
+    }
 
     #[test]
     fn control_characters_are_written_out_when_printed() {

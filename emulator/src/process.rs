@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
@@ -231,21 +231,90 @@ impl Process {
     }
 }
 
-fn forward(stream: impl AsyncRead + Unpin + Send + 'static, logs: Logs, source: Source) {
+fn forward(mut stream: impl AsyncRead + Unpin + Send + 'static, logs: Logs, source: Source) {
     tokio::spawn(async move {
-        let mut reader = BufReader::new(stream);
-        let mut buf = Vec::new();
+        let mut lines = LineSplitter::default();
+        let mut chunk = vec![0u8; 16 * 1024];
         loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
+            let n = match stream.read(&mut chunk).await {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf);
-                    logs.output(&source, line.trim_end_matches(['\n', '\r']));
+                Ok(n) => n,
+            };
+            lines.push(&chunk[..n], |line| {
+                logs.output(&source, &String::from_utf8_lossy(line))
+            });
+        }
+        lines.finish(|line| logs.output(&source, &String::from_utf8_lossy(line)));
+    });
+}
+
+/// The longest log line Lambda keeps as one event (256 KB); a longer line is split.
+pub(crate) const MAX_LINE: usize = 256 * 1024;
+
+/// Cuts a process's output into lines: at each newline (without it, and without a `\r`
+/// before it), and every [`MAX_LINE`] bytes of a line that goes on longer, so a process
+/// that never prints a newline cannot make the emulator hold more than that.
+#[derive(Default)]
+pub(crate) struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Takes more output; calls `emit` for every line completed.
+    pub(crate) fn push(&mut self, mut bytes: &[u8], mut emit: impl FnMut(&[u8])) {
+        while !bytes.is_empty() {
+            let room = MAX_LINE - self.partial.len();
+            let window = &bytes[..bytes.len().min(room)];
+            if let Some(nl) = window.iter().position(|&b| b == b'\n') {
+                self.partial.extend_from_slice(&window[..nl]);
+                emit(trim_cr(&self.partial));
+                self.partial.clear();
+                bytes = &bytes[nl + 1..];
+            } else {
+                self.partial.extend_from_slice(window);
+                bytes = &bytes[window.len()..];
+                if self.partial.len() == MAX_LINE {
+                    // Cut at a character boundary, so no character is torn in two.
+                    let cut = utf8_boundary(&self.partial);
+                    emit(&self.partial[..cut]);
+                    self.partial.drain(..cut);
                 }
             }
         }
-    });
+    }
+
+    /// The output ended: the last line, if it had no newline.
+    pub(crate) fn finish(&mut self, mut emit: impl FnMut(&[u8])) {
+        if !self.partial.is_empty() {
+            emit(trim_cr(&self.partial));
+            self.partial.clear();
+        }
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// The largest length ≤ `bytes.len()` that does not end inside a UTF-8 character (text
+/// that is not UTF-8 is cut anywhere).
+fn utf8_boundary(bytes: &[u8]) -> usize {
+    let len = bytes.len();
+    // A character is at most 4 bytes: look back that far for the start of the last one.
+    for back in 1..=4.min(len) {
+        let b = bytes[len - back];
+        if b & 0xC0 != 0x80 {
+            let needed = match b {
+                0x00..=0x7F => 1,
+                0xC0..=0xDF => 2,
+                0xE0..=0xEF => 3,
+                0xF0..=0xF7 => 4,
+                _ => return len,
+            };
+            return if needed > back { len - back } else { len };
+        }
+    }
+    len
 }
 
 /// How Lambda words a process exit: `exit status 1`, `signal: killed`.
@@ -283,6 +352,48 @@ impl Drop for GroupKiller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn split(pieces: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        for p in pieces {
+            s.push(p, |l| out.push(l.to_vec()));
+        }
+        s.finish(|l| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn output_is_cut_at_newlines_whatever_the_reads() {
+        assert_eq!(
+            split(&[b"one\ntw", b"o\r\n", b"\nthree"]),
+            vec![
+                b"one".to_vec(),
+                b"two".to_vec(),
+                b"".to_vec(),
+                b"three".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_longer_than_lambdas_limit_is_split_into_pieces_of_it() {
+        let long = vec![b'x'; MAX_LINE * 2 + 10];
+        let lines = split(&[&long, b"\nnext\n"]);
+        let lens: Vec<usize> = lines.iter().map(Vec::len).collect();
+        assert_eq!(lens, vec![MAX_LINE, MAX_LINE, 10, 4]);
+    }
+
+    #[test]
+    fn a_split_never_tears_a_character() {
+        // 'é' is two bytes; put one across the cut.
+        let mut long = vec![b'a'; MAX_LINE - 1];
+        long.extend_from_slice("é".as_bytes());
+        let lines = split(&[&long]);
+        assert_eq!(lines[0].len(), MAX_LINE - 1);
+        assert_eq!(lines[1], "é".as_bytes());
+        assert!(lines.iter().all(|l| std::str::from_utf8(l).is_ok()));
+    }
 
     #[test]
     fn environment_has_lambda_variables_and_user_overrides() {

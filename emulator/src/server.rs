@@ -2,11 +2,12 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use ironlambda_api_client::wire::ApiErrorBody;
 use ironlambda_api_client::{ExtensionRoute, RuntimeRoute};
 use tokio::net::TcpListener;
@@ -27,13 +28,28 @@ pub(crate) struct Shared {
     pub(crate) invokes: mpsc::Sender<Invocation>,
 }
 
+/// How long a client may take to send a request head, and how long a keep-alive
+/// connection may sit idle between requests, before it is closed. Requests in progress
+/// (a `/next` long-poll, a streamed response) are not affected.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause after a failed `accept` (out of descriptors, say) before trying again, so the
+/// loop waits for room instead of spinning a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Accepts connections until the task is aborted; aborting it also ends every connection.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        // EMFILE and friends: the error repeats until a descriptor frees up.
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 connections.spawn(async move {
@@ -42,6 +58,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                         async move { Ok::<_, Infallible>(route(req, &shared).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEAD_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });

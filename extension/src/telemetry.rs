@@ -212,6 +212,9 @@ impl Target<'_> {
     }
 }
 
+/// The pause after a failed `accept` before trying again.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Accepts deliveries for as long as the process lives. Each batch is answered at once
 /// (edge-cases C4) and handed, in order, to the handler on its own task.
 async fn serve(listener: TcpListener, handler: TelemetryFn) {
@@ -222,8 +225,14 @@ async fn serve(listener: TcpListener, handler: TelemetryFn) {
         }
     });
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors (EMFILE) repeats until one frees up: wait for that
+                // instead of spinning a core in the function's sandbox.
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         let tx = tx.clone();
         tokio::spawn(async move {

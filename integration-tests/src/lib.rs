@@ -166,14 +166,23 @@ impl Cli {
 /// its own, in a process group of its own (as a shell starts a job), and returns once it
 /// announced its address.
 pub async fn start_cli(args: &[&std::ffi::OsStr]) -> Cli {
-    let mut child = Command::new(binary("ironlambda-emulator"))
+    start_cli_with(args, |_| {}).await
+}
+
+/// [`start_cli`], with `configure` applied to the command before it starts.
+pub async fn start_cli_with(
+    args: &[&std::ffi::OsStr],
+    configure: impl FnOnce(&mut Command),
+) -> Cli {
+    let mut command = Command::new(binary("ironlambda-emulator"));
+    command
         .args(args)
         .args(["--port", "0"])
         .stdout(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the emulator command starts");
+        .kill_on_drop(true);
+    configure(&mut command);
+    let mut child = command.spawn().expect("the emulator command starts");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
     let first = tokio::time::timeout(PATIENCE, lines.next_line())
         .await
@@ -229,4 +238,20 @@ pub fn children_of(parent: u32) -> Vec<u32> {
                 == Some(parent)
         })
         .collect()
+}
+
+/// The CPU time process `pid` has used so far (user + system), in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/stat: {e}"));
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of stat(5); `fields` starts at field 3.
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    // SAFETY: plain FFI call with no pointers.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_second
 }
