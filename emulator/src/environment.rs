@@ -72,6 +72,10 @@ struct Invoke {
     init_duration: Option<Duration>,
     /// The runtime called `/next` after answering.
     runtime_done: bool,
+    /// How the runtime answered, for `platform.report`: `error` with its errorType after
+    /// `/error`, `failure` with the platform's type when the answer could not be taken;
+    /// `None` for success.
+    outcome: Option<(&'static str, String)>,
 }
 
 impl Invoke {
@@ -470,6 +474,7 @@ impl Environment {
             deadline: now + timeout,
             init_duration,
             runtime_done: false,
+            outcome: None,
         });
     }
 
@@ -496,7 +501,10 @@ impl Environment {
             return;
         };
         self.sample_memory();
-        self.report(&inv, "success", None);
+        match &inv.outcome {
+            Some((status, error_type)) => self.report(&inv, status, Some(error_type)),
+            None => self.report(&inv, "success", None),
+        }
     }
 
     // ----- calls ------------------------------------------------------------------------
@@ -630,7 +638,9 @@ impl Environment {
             "InvocationResponse"
         };
         let mut inv = self.take_running(id, to)?;
-        let is_error = error_type.is_some();
+        let reported_type = error_type
+            .clone()
+            .map(|t| t.unwrap_or_else(|| "Runtime.Unknown".to_owned()));
         let (result, refusal) = match (body, error_type) {
             (PostedBody::Complete(body), None) => {
                 (InvokeResult::Success { body, content_type }, None)
@@ -664,8 +674,15 @@ impl Environment {
                 Some(truncated()),
             ),
         };
+        let outcome = match (&refusal, &result, reported_type) {
+            (Some(_), InvokeResult::FunctionError { body, .. }, _) => {
+                Some(("failure", error_type_of(body)))
+            }
+            (None, _, Some(error_type)) => Some(("error", error_type)),
+            _ => None,
+        };
         answer(inv.reply.take(), result);
-        self.runtime_done(inv, is_error || refusal.is_some());
+        self.runtime_done(inv, outcome);
         refusal.map_or(Ok(()), Err)
     }
 
@@ -692,12 +709,18 @@ impl Environment {
         }
     }
 
-    /// The runtime has answered: `platform.runtimeDone`, and the post-invoke phase begins.
-    fn runtime_done(&mut self, inv: Invoke, failed: bool) {
-        let status = if failed { "failure" } else { "success" };
+    /// The runtime has answered: `platform.runtimeDone` with `outcome` (`None` for
+    /// success), and the post-invoke phase begins.
+    fn runtime_done(&mut self, mut inv: Invoke, outcome: Option<(&'static str, String)>) {
+        let (status, error_type) = match &outcome {
+            Some((status, error_type)) => (*status, Some(error_type.clone())),
+            None => ("success", None),
+        };
+        inv.outcome = outcome;
         let done = InvocationRecord {
             request_id: inv.event.request_id.clone(),
             status: Some(status.into()),
+            error_type,
             metrics: Some(json!({ "durationMs": ms(inv.started.elapsed()) })),
             ..InvocationRecord::default()
         };
@@ -764,11 +787,17 @@ impl Environment {
                 Some(truncated()),
             ),
         };
-        let failed = end != StreamEnd::Complete;
+        let outcome = match (&end, &refusal) {
+            (StreamEnd::Complete, _) => None,
+            (StreamEnd::Failed { error_type, .. }, None) => Some(("error", error_type.clone())),
+            (StreamEnd::Failed { error_type, .. }, Some(_)) => {
+                Some(("failure", error_type.clone()))
+            }
+        };
         if let Some(tx) = inv.streaming.take() {
             let _ = tx.send(end);
         }
-        self.runtime_done(inv, failed);
+        self.runtime_done(inv, outcome);
         refusal.map_or(Ok(()), Err)
     }
 
@@ -1084,7 +1113,7 @@ impl Environment {
     /// extension, before SIGKILL.
     fn begin_shutdown(&mut self, reason: ShutdownReason) {
         let now = Instant::now();
-        self.telemetry.close();
+        self.telemetry.shutting_down();
         let budget = if self.extensions.has_external() {
             Duration::from_millis(2000)
         } else if self.extensions.has_internal() {
@@ -1139,6 +1168,7 @@ impl Environment {
             self.extensions.kill_externals_without_shutdown();
         }
         if self.runtime.is_none() && self.extensions.externals_exited() {
+            self.telemetry.close();
             self.phase = Phase::Down;
             self.extensions = Extensions::default();
             self.waiting.clear();
@@ -1231,6 +1261,13 @@ impl Environment {
         self.telemetry
             .publish(TelemetryType::Platform, TelemetryEvent::now(kind, record));
     }
+}
+
+/// The `errorType` of an error JSON body, or `Runtime.Unknown`.
+fn error_type_of(body: &[u8]) -> String {
+    serde_json::from_slice::<ErrorRequest>(body)
+        .map(|e| e.error_type)
+        .unwrap_or_else(|_| "Runtime.Unknown".to_owned())
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

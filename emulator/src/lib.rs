@@ -154,7 +154,11 @@ impl EmulatorBuilder {
         let addr = listener.local_addr()?;
         let config = Arc::new(self.function);
         let hub = Arc::new(telemetry::TelemetryHub::default());
-        let logs = Logs::new(self.echo, hub.clone());
+        let json_format = config
+            .env
+            .iter()
+            .any(|(k, v)| k == "AWS_LAMBDA_LOG_FORMAT" && v.trim().eq_ignore_ascii_case("json"));
+        let logs = Logs::new(self.echo, json_format, hub.clone());
         let (calls_tx, calls_rx) = mpsc::channel(64);
         let (invokes_tx, invokes_rx) = mpsc::channel(QUEUE_LIMIT);
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();

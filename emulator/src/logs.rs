@@ -30,6 +30,8 @@ pub struct Logs {
 #[derive(Debug)]
 struct Inner {
     echo: bool,
+    /// The function logs in Lambda's JSON format (`AWS_LAMBDA_LOG_FORMAT=JSON`).
+    json_format: bool,
     telemetry: Arc<TelemetryHub>,
     captured: Mutex<Kept>,
     added: Notify,
@@ -50,10 +52,11 @@ const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
 const TAIL_BYTES: usize = 4096;
 
 impl Logs {
-    pub(crate) fn new(echo: bool, telemetry: Arc<TelemetryHub>) -> Self {
+    pub(crate) fn new(echo: bool, json_format: bool, telemetry: Arc<TelemetryHub>) -> Self {
         Logs {
             inner: Arc::new(Inner {
                 echo,
+                json_format,
                 telemetry,
                 captured: Mutex::new(Kept::default()),
                 added: Notify::new(),
@@ -87,8 +90,9 @@ impl Logs {
     /// A line a process printed: kept (extension lines labelled `[name]`) and published to
     /// telemetry subscribers as a `function` or `extension` record.
     pub(crate) fn output(&self, source: &Source, line: &str) {
-        // A line in Lambda's JSON log format is delivered as an object, other lines as text.
-        let record = match line.starts_with('{') {
+        // In Lambda's JSON log format a line that is a JSON object is delivered as that
+        // object; in Text format every line is delivered as text, braces or not.
+        let record = match self.inner.json_format && line.starts_with('{') {
             true => serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_owned())),
             false => Value::String(line.to_owned()),
         };
@@ -181,7 +185,7 @@ mod tests {
 
     #[test]
     fn what_is_kept_is_bounded_in_lines_and_in_bytes() {
-        let logs = Logs::new(false, Arc::new(TelemetryHub::default()));
+        let logs = Logs::new(false, false, Arc::new(TelemetryHub::default()));
         for i in 0..MAX_KEPT + 5 {
             logs.line(format!("{i}"));
         }
@@ -216,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tail_is_the_last_4_kb_of_one_invocation() {
-        let logs = Logs::new(false, Arc::new(TelemetryHub::default()));
+        let logs = Logs::new(false, false, Arc::new(TelemetryHub::default()));
         logs.line("START RequestId: a Version: $LATEST");
         logs.line("REPORT RequestId: a\tDuration: 1.00 ms");
         logs.line("START RequestId: b Version: $LATEST");

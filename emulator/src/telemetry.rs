@@ -3,6 +3,7 @@
 //! locally means 127.0.0.1 (protocol.md §5).
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,13 +27,23 @@ struct Subscriber {
     extension_id: String,
     api: SubscriptionApi,
     types: Vec<TelemetryType>,
-    events: mpsc::UnboundedSender<TelemetryEvent>,
+    events: mpsc::UnboundedSender<Delivery>,
+}
+
+/// What a subscriber's delivery task is told.
+enum Delivery {
+    Event(TelemetryEvent),
+    /// Send what is batched now: the environment is shutting down, and the extension has
+    /// only the shutdown budget left to receive it.
+    Flush,
 }
 
 /// Every current subscription; events are fanned out to the matching ones.
 #[derive(Default)]
 pub(crate) struct TelemetryHub {
     subscribers: Mutex<Vec<Subscriber>>,
+    /// The environment is shutting down: every event goes out as soon as it is published.
+    urgent: AtomicBool,
 }
 
 impl std::fmt::Debug for TelemetryHub {
@@ -76,21 +87,37 @@ impl TelemetryHub {
 
     /// Sends `event` to every subscriber of `category`.
     pub(crate) fn publish(&self, category: TelemetryType, event: TelemetryEvent) {
+        let urgent = self.urgent.load(Ordering::Relaxed);
         let subs = self.subscribers();
         for s in subs.iter().filter(|s| s.types.contains(&category)) {
-            let _ = s.events.send(event.clone());
+            let _ = s.events.send(Delivery::Event(event.clone()));
+            if urgent {
+                let _ = s.events.send(Delivery::Flush);
+            }
         }
     }
 
-    /// Ends every subscription; each delivery task flushes what it holds and stops.
+    /// The environment begins to shut down: what is batched goes out now, and so does
+    /// every later event (the runtime's and extensions' last lines) while the subscribers
+    /// still run.
+    pub(crate) fn shutting_down(&self) {
+        self.urgent.store(true, Ordering::Relaxed);
+        for s in self.subscribers().iter() {
+            let _ = s.events.send(Delivery::Flush);
+        }
+    }
+
+    /// The environment is down: subscriptions end (a new init subscribes afresh), and
+    /// their delivery tasks send what they still hold.
     pub(crate) fn close(&self) {
+        self.urgent.store(false, Ordering::Relaxed);
         self.subscribers().clear();
     }
 }
 
 /// Batches events until maxItems, maxBytes or timeoutMs, then delivers the batch.
 async fn deliver(
-    mut events: mpsc::UnboundedReceiver<TelemetryEvent>,
+    mut events: mpsc::UnboundedReceiver<Delivery>,
     destination: Destination,
     (max_items, max_bytes, timeout_ms): (u32, u32, u32),
 ) {
@@ -101,7 +128,8 @@ async fn deliver(
         let full = batch.len() >= max_items as usize || bytes >= max_bytes as usize;
         let ended = tokio::select! {
             event = events.recv(), if !full => match event {
-                Some(e) => {
+                Some(Delivery::Flush) => false,
+                Some(Delivery::Event(e)) => {
                     if batch.is_empty() {
                         flush_at = Instant::now() + Duration::from_millis(u64::from(timeout_ms));
                     }

@@ -12,7 +12,7 @@ use ironlambda_api_client::{
     POLL_ATTEMPTS, RegisterResponse, ShutdownEvent, extension_headers,
 };
 
-use crate::telemetry::{Telemetry, TelemetryConfig};
+use crate::telemetry::{Drain, Telemetry, TelemetryConfig};
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -111,12 +111,15 @@ impl Extension {
         self
     }
 
-    fn events(&self) -> Vec<EventType> {
+    /// The events to register for. An external extension that receives telemetry also
+    /// takes SHUTDOWN, even without a hook: Lambda SIGKILLs extensions that did not, as
+    /// soon as the runtime is gone, and the last deliveries would be lost.
+    fn events(&self, internal: bool) -> Vec<EventType> {
         let mut events = Vec::new();
         if self.on_invoke.is_some() {
             events.push(EventType::Invoke);
         }
-        if self.on_shutdown.is_some() {
+        if self.on_shutdown.is_some() || (self.telemetry.is_some() && !internal) {
             events.push(EventType::Shutdown);
         }
         events
@@ -159,7 +162,7 @@ impl Extension {
                 }
             }
         };
-        let events = self.events();
+        let events = self.events(internal);
         let request = api
             .register(&name, &events, false)
             .map_err(|e| Error::from(e).with_error_type("Extension.InvalidName"))?;
@@ -184,13 +187,15 @@ impl Extension {
             id,
             on_invoke: self.on_invoke,
             on_shutdown: self.on_shutdown,
+            telemetry: None,
         };
         if let Some(telemetry) = self.telemetry {
-            if let Err(e) = telemetry
+            match telemetry
                 .start(&mut registered.client, &registered.api, &registered.id)
                 .await
             {
-                return Err(registered.report(ErrorPhase::Init, e).await);
+                Ok(drain) => registered.telemetry = Some(drain),
+                Err(e) => return Err(registered.report(ErrorPhase::Init, e).await),
             }
         }
         Ok(registered)
@@ -210,6 +215,8 @@ struct Registered {
     id: ExtensionId,
     on_invoke: Option<InvokeFn>,
     on_shutdown: Option<ShutdownFn>,
+    /// The telemetry listener's deliveries, drained at SHUTDOWN.
+    telemetry: Option<Arc<Drain>>,
 }
 
 impl Registered {
@@ -256,23 +263,37 @@ impl Registered {
                     }
                 }
                 ExtensionEvent::Shutdown(shutdown) => {
-                    let Some(hook) = self.on_shutdown.take() else {
-                        return Ok(());
+                    let deadline = shutdown.deadline_ms;
+                    let hooked = match self.on_shutdown.take() {
+                        None => Ok(()),
+                        Some(hook) => {
+                            let left = until(deadline);
+                            match tokio::time::timeout(left, run_hook(hook(shutdown))).await {
+                                Ok(Ok(())) => Ok(()),
+                                Ok(Err(e)) => Err(self.report(ErrorPhase::Exit, e).await),
+                                Err(_) => Err(Error::new(
+                                    "Extension.ShutdownTimeout",
+                                    "the shutdown hook ran past the deadline",
+                                )),
+                            }
+                        }
                     };
-                    let left = until(shutdown.deadline_ms);
-                    return match tokio::time::timeout(left, run_hook(hook(shutdown))).await {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(self.report(ErrorPhase::Exit, e).await),
-                        Err(_) => Err(Error::new(
-                            "Extension.ShutdownTimeout",
-                            "the shutdown hook ran past the deadline",
-                        )),
-                    };
+                    // Then the last deliveries, while the budget lasts (a little is kept
+                    // for exiting before Lambda's SIGKILL).
+                    if let Some(drain) = &self.telemetry {
+                        drain
+                            .wait(until(deadline).saturating_sub(EXIT_MARGIN))
+                            .await;
+                    }
+                    return hooked;
                 }
             }
         }
     }
 }
+
+/// What an extension keeps of the shutdown budget for exiting.
+const EXIT_MARGIN: Duration = Duration::from_millis(100);
 
 /// Runs a hook, turning a panic into an `Extension.Panic` error.
 async fn run_hook(hook: BoxFuture<Result<(), Error>>) -> Result<(), Error> {
@@ -320,9 +341,20 @@ mod tests {
     #[test]
     fn events_follow_the_hooks() {
         let e = Extension::new().on_invoke(|_| async { Ok(()) });
-        assert_eq!(e.events(), vec![EventType::Invoke]);
+        assert_eq!(e.events(false), vec![EventType::Invoke]);
         let e = e.on_shutdown(|_| async { Ok(()) });
-        assert_eq!(e.events(), vec![EventType::Invoke, EventType::Shutdown]);
-        assert!(Extension::new().events().is_empty());
+        assert_eq!(
+            e.events(false),
+            vec![EventType::Invoke, EventType::Shutdown]
+        );
+        assert!(Extension::new().events(false).is_empty());
+    }
+
+    #[test]
+    fn a_telemetry_extension_takes_shutdown_to_drain_its_last_deliveries() {
+        let e = Extension::new().with_telemetry(TelemetryConfig::default(), |_| async {});
+        assert_eq!(e.events(false), vec![EventType::Shutdown]);
+        // Internal extensions cannot take SHUTDOWN.
+        assert!(e.events(true).is_empty());
     }
 }

@@ -2,8 +2,9 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -93,15 +94,70 @@ async fn listener_ip() -> IpAddr {
     }
 }
 
+/// What the listener has received and handled, so SHUTDOWN can wait for the last
+/// deliveries: Lambda keeps delivering during the shutdown phase (the runtime's and the
+/// extensions' last lines, the last platform events).
+#[derive(Debug)]
+pub(crate) struct Drain {
+    /// Batches received and not yet handled.
+    pending: AtomicUsize,
+    /// When the last batch arrived.
+    last_batch: Mutex<Instant>,
+}
+
+/// How long the listener must have been quiet, with every batch handled, before the
+/// deliveries count as over.
+const DRAIN_QUIET: Duration = Duration::from_millis(150);
+/// How often a drain looks.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
+impl Drain {
+    fn new() -> Self {
+        Drain {
+            pending: AtomicUsize::new(0),
+            last_batch: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn received(&self) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        *self.last_batch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn handled(&self) {
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Waits until the deliveries are over (quiet for a moment, every batch handled), or
+    /// until `limit` has passed.
+    pub(crate) async fn wait(&self, limit: Duration) {
+        let give_up = Instant::now() + limit;
+        loop {
+            let quiet = self
+                .last_batch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .elapsed()
+                >= DRAIN_QUIET;
+            if (quiet && self.pending.load(Ordering::SeqCst) == 0) || Instant::now() >= give_up {
+                return;
+            }
+            tokio::time::sleep(DRAIN_POLL.min(give_up.saturating_duration_since(Instant::now())))
+                .await;
+        }
+    }
+}
+
 impl Telemetry {
     /// Checks the configuration, binds the listener once, and subscribes, falling back
-    /// through older schema versions when the platform refuses a newer one.
+    /// through older schema versions when the platform refuses a newer one. The returned
+    /// [`Drain`] tells when the deliveries are over.
     pub(crate) async fn start(
         self,
         client: &mut Client,
         api: &ExtensionApi,
         id: &ExtensionId,
-    ) -> Result<(), Error> {
+    ) -> Result<Arc<Drain>, Error> {
         let invalid = |m: String| Error::new("Extension.InvalidTelemetryConfig", m);
         self.config.buffering.validate().map_err(invalid)?;
         if self.config.types.is_empty() {
@@ -115,7 +171,8 @@ impl Telemetry {
             .local_addr()
             .map_err(|e| Error::from(e).with_error_type("Extension.TelemetryListenerFailed"))?
             .port();
-        tokio::spawn(serve(listener, self.handler));
+        let drain = Arc::new(Drain::new());
+        tokio::spawn(serve(listener, self.handler, drain.clone()));
 
         let mut target = Target {
             client,
@@ -129,7 +186,7 @@ impl Telemetry {
                 .subscribe(SubscriptionApi::Telemetry, &TELEMETRY_SCHEMA_VERSIONS)
                 .await
             {
-                Outcome::Subscribed => return Ok(()),
+                Outcome::Subscribed => return Ok(drain),
                 Outcome::Failed(e) => return Err(e),
                 // An older platform: the Logs API is all there is.
                 Outcome::NoSuchApi => {
@@ -139,7 +196,7 @@ impl Telemetry {
         }
         let newest_first: Vec<&str> = LOGS_SCHEMA_VERSIONS.iter().rev().copied().collect();
         match target.subscribe(SubscriptionApi::Logs, &newest_first).await {
-            Outcome::Subscribed => Ok(()),
+            Outcome::Subscribed => Ok(drain),
             Outcome::Failed(e) => Err(e),
             Outcome::NoSuchApi => Err(Error::new(
                 "Extension.TelemetrySubscriptionFailed",
@@ -217,11 +274,13 @@ const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100
 
 /// Accepts deliveries for as long as the process lives. Each batch is answered at once
 /// (edge-cases C4) and handed, in order, to the handler on its own task.
-async fn serve(listener: TcpListener, handler: TelemetryFn) {
+async fn serve(listener: TcpListener, handler: TelemetryFn, drain: Arc<Drain>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<TelemetryEvent>>();
+    let handled = drain.clone();
     tokio::spawn(async move {
         while let Some(batch) = rx.recv().await {
             handler(batch).await;
+            handled.handled();
         }
     });
     loop {
@@ -235,10 +294,12 @@ async fn serve(listener: TcpListener, handler: TelemetryFn) {
             }
         };
         let tx = tx.clone();
+        let drain = drain.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {
                 let tx = tx.clone();
-                async move { Ok::<_, Infallible>(receive(req, &tx).await) }
+                let drain = drain.clone();
+                async move { Ok::<_, Infallible>(receive(req, &tx, &drain).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -250,11 +311,15 @@ async fn serve(listener: TcpListener, handler: TelemetryFn) {
 async fn receive(
     req: Request<Incoming>,
     tx: &mpsc::UnboundedSender<Vec<TelemetryEvent>>,
+    drain: &Drain,
 ) -> Response<Full<Bytes>> {
     let status = match req.into_body().collect().await {
         Ok(body) => match parse_batch(&body.to_bytes()) {
             Some(batch) => {
-                let _ = tx.send(batch);
+                drain.received();
+                if tx.send(batch).is_err() {
+                    drain.handled();
+                }
                 StatusCode::OK
             }
             None => StatusCode::BAD_REQUEST,

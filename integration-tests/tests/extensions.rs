@@ -453,3 +453,74 @@ async fn an_extension_linked_under_another_name_registers_by_the_link_name() {
     line(emu.logs(), "[renamed-extension] INVOKE ").await;
     emu.shutdown().await;
 }
+
+/// Telemetry as Lambda delivers it: a function line that merely starts with `{` is text
+/// in Text log format; `platform.report` says `error` after `/error`; and lines printed
+/// while the environment shuts down still reach the subscriber.
+#[tokio::test]
+async fn telemetry_records_what_happened_through_the_shutdown() {
+    let dir = extensions_dir(&["test-extension"]);
+    let marker = Scratch::new("sigterm-marker");
+    let emu = emulator("test-function")
+        .extensions_dir(dir.path())
+        .env("EXT_SUBSCRIBE", "telemetry")
+        .env(
+            "ON_SIGTERM_WRITE",
+            marker.path().join("got-sigterm").display().to_string(),
+        )
+        .start()
+        .await
+        .unwrap();
+    emu.invoke(r#"{"action":"print","text":"{\"looks\":\"like json\"}"}"#)
+        .await
+        .unwrap();
+    line(
+        emu.logs(),
+        r#"[test-extension] got function "{\"looks\":\"like json\"}""#,
+    )
+    .await;
+    let failed = emu
+        .invoke(r#"{"action":"fail","message":"no"}"#)
+        .await
+        .unwrap();
+    let id = failed.request_id().unwrap().to_owned();
+    line(
+        emu.logs(),
+        &format!("[test-extension] got platform.report {id} error"),
+    )
+    .await;
+    let logs = emu.logs().clone();
+    emu.shutdown().await;
+    assert!(
+        logs.lines()
+            .iter()
+            .any(|l| l == r#"[test-extension] got function "cleaning up after SIGTERM""#),
+        "the SIGTERM line never reached the subscriber: {:#?}",
+        logs.lines()
+    );
+}
+
+/// An extension that only subscribes to telemetry (no hooks) still gets the deliveries
+/// that are pending when the environment shuts down.
+#[tokio::test]
+async fn a_telemetry_only_extension_gets_its_last_batch_at_shutdown() {
+    let dir = extensions_dir(&["test-extension"]);
+    let emu = emulator("hello")
+        .extensions_dir(dir.path())
+        .env("EXT_SUBSCRIBE", "telemetry")
+        .env("EXT_TELEMETRY_ONLY", "1")
+        .start()
+        .await
+        .unwrap();
+    let r = emu.invoke(r#"{"name":"Ada"}"#).await.unwrap();
+    let id = r.request_id().unwrap().to_owned();
+    let logs = emu.logs().clone();
+    // At once: the batch with this invocation's report is still buffered (1 s).
+    emu.shutdown().await;
+    let want = format!("[test-extension] got platform.report {id} success");
+    assert!(
+        logs.lines().contains(&want),
+        "the last batch was lost: {:#?}",
+        logs.lines()
+    );
+}

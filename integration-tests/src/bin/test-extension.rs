@@ -3,7 +3,9 @@
 //! With `EXT_WAIT_FOR=<path>` each INVOKE hook waits until that file exists; with
 //! `EXT_HANG=1` the INVOKE hook never returns; with `EXT_SUBSCRIBE=telemetry|logs` it
 //! subscribes to platform events and function logs through that API and prints
-//! `got <type> <request id or log line>`.
+//! `got <type> <request id> <status>` or `got function <record>`. With
+//! `EXT_TELEMETRY_ONLY=1` it has no hooks at all, only the telemetry subscription
+//! (buffered for a whole second), and takes 300 ms over each batch.
 
 use std::time::Duration;
 
@@ -13,7 +15,48 @@ use ironlambda_extension::{
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let mut extension = Extension::new()
+    let telemetry_only = std::env::var_os("EXT_TELEMETRY_ONLY").is_some();
+    let mut extension = Extension::new();
+    if !telemetry_only {
+        extension = hooks(extension);
+    }
+    if let Ok(which) = std::env::var("EXT_SUBSCRIBE") {
+        let timeout_ms = if telemetry_only { 1000 } else { 25 };
+        let mut config = TelemetryConfig::default()
+            .types([TelemetryType::Platform, TelemetryType::Function])
+            .buffering(Buffering {
+                timeout_ms: Some(timeout_ms),
+                ..Buffering::default()
+            });
+        if which == "logs" {
+            config = config.logs_api();
+        }
+        extension = extension.with_telemetry(config, move |batch| async move {
+            if telemetry_only {
+                // A slow consumer: what it is handed must still be handled at shutdown.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            for event in batch {
+                match event.parse() {
+                    TelemetryRecord::Start(r) => println!("got {} {}", event.kind, r.request_id),
+                    TelemetryRecord::RuntimeDone(r) | TelemetryRecord::Report(r, _) => println!(
+                        "got {} {} {}",
+                        event.kind,
+                        r.request_id,
+                        r.status.as_deref().unwrap_or("-")
+                    ),
+                    TelemetryRecord::FunctionLog(line) => println!("got function {line}"),
+                    _ => println!("got {}", event.kind),
+                }
+            }
+        });
+    }
+    extension.run().await
+}
+
+/// The INVOKE and SHUTDOWN hooks.
+fn hooks(extension: Extension) -> Extension {
+    extension
         .on_invoke(|event| async move {
             println!("INVOKE {} deadline={}", event.request_id, event.deadline_ms);
             if std::env::var_os("EXT_HANG").is_some() {
@@ -37,30 +80,5 @@ async fn main() -> Result<(), Error> {
                 event.shutdown_reason, event.deadline_ms
             );
             Ok(())
-        });
-    if let Ok(which) = std::env::var("EXT_SUBSCRIBE") {
-        let mut config = TelemetryConfig::default()
-            .types([TelemetryType::Platform, TelemetryType::Function])
-            .buffering(Buffering {
-                timeout_ms: Some(25),
-                ..Buffering::default()
-            });
-        if which == "logs" {
-            config = config.logs_api();
-        }
-        extension = extension.with_telemetry(config, |batch| async move {
-            for event in batch {
-                match event.parse() {
-                    TelemetryRecord::Start(r)
-                    | TelemetryRecord::RuntimeDone(r)
-                    | TelemetryRecord::Report(r, _) => {
-                        println!("got {} {}", event.kind, r.request_id)
-                    }
-                    TelemetryRecord::FunctionLog(line) => println!("got function {line}"),
-                    _ => println!("got {}", event.kind),
-                }
-            }
-        });
-    }
-    extension.run().await
+        })
 }

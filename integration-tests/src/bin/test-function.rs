@@ -71,6 +71,7 @@ fn main() -> Result<(), Error> {
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::spawn(async move {
                     term.recv().await;
+                    println!("cleaning up after SIGTERM");
                     let _ = std::fs::write(&path, "got SIGTERM");
                     std::process::exit(0);
                 });
