@@ -451,6 +451,25 @@ impl Client {
         })
     }
 
+    /// The reply just received did not answer its request (a broken server sent one reply
+    /// too many): that request's answer is still owed, and the next
+    /// [`receive`](Self::receive) reads it from the same connection. When the connection is
+    /// gone, that `receive` reports the request as lost instead.
+    pub fn owe_reply(&mut self) {
+        if self.connection.is_some() {
+            self.in_flight += 1;
+        } else {
+            self.lost += 1;
+        }
+    }
+
+    /// Forgets the requests whose connection ended before they were answered (their
+    /// [`receive`](Self::receive)s would only report that): for a caller that sends again
+    /// what it still needs. Returns how many there were.
+    pub fn forget_lost(&mut self) -> usize {
+        std::mem::take(&mut self.lost)
+    }
+
     /// Writes the queued requests, on the open connection unless it has gone stale.
     async fn flush(&mut self) -> Result<(), ApiError> {
         if !self.out.is_empty() {

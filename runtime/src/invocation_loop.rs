@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderValue;
 use ironlambda_api_client::{
-    ApiResponse, Client, EncodedRequest, NextHeaders, POLL_ATTEMPTS, POLL_BACKOFF, RuntimeApi,
-    stream_error_trailers, validate_request_id,
+    ApiError, ApiResponse, Client, EncodedRequest, NextHeaders, POLL_ATTEMPTS, POLL_BACKOFF,
+    RuntimeApi, stream_error_trailers, validate_request_id,
 };
 use tracing::Instrument;
 
@@ -26,6 +26,9 @@ pub const SERIALIZATION_ERROR_TYPE: &str = "Runtime.SerializationError";
 /// Error type reported when the handler panicked (or a `Deserialize`/`Serialize` impl, or
 /// a response stream).
 pub const PANIC_ERROR_TYPE: &str = "Panic";
+
+/// How many extra replies in a row `/next` tolerates before the runtime gives up.
+const MAX_EXTRA_REPLIES: u32 = 3;
 
 /// What one invocation produced.
 enum Outcome {
@@ -97,20 +100,43 @@ impl<H: Handler> InvocationLoop<H> {
 
     /// The reply to the queued `/next`, retried with bounded exponential backoff on
     /// transport errors and 5xx.
+    ///
+    /// `/next` is answered 200 (or, by some emulators when idle, 204). A 202 is how the
+    /// Runtime API answers a POST, so a 202 here is an extra reply to an earlier request
+    /// from a broken server: the event is still to come on the same connection, and
+    /// polling again instead would leave every later answer one reply behind.
     async fn next_event(&mut self) -> Result<ApiResponse, Error> {
-        let api = &self.api;
-        let next = self.client.poll_queued(
-            || api.next(),
-            |attempt, e| {
-                tracing::warn!(
-                    "waiting for the next event failed (attempt {attempt} of {POLL_ATTEMPTS}): {e}"
-                )
-            },
-        );
-        next.await.map_err(|e| {
-            tracing::error!("cannot get the next event, stopping the runtime: {e}");
-            Error::from(e).with_error_type("Runtime.ApiError")
-        })
+        let mut extra = 0;
+        loop {
+            let api = &self.api;
+            let next = self.client.poll_queued(
+                || api.next(),
+                |attempt, e| {
+                    tracing::warn!(
+                        "waiting for the next event failed (attempt {attempt} of {POLL_ATTEMPTS}): {e}"
+                    )
+                },
+            );
+            let reply = next.await.map_err(|e| {
+                tracing::error!("cannot get the next event, stopping the runtime: {e}");
+                Error::from(e).with_error_type("Runtime.ApiError")
+            })?;
+            if reply.status != http::StatusCode::ACCEPTED {
+                return Ok(reply);
+            }
+            extra += 1;
+            if extra > MAX_EXTRA_REPLIES {
+                let message = format!(
+                    "the Runtime API answered /next with 202 {extra} times in a row; it is not serving events"
+                );
+                tracing::error!("{message}, stopping the runtime");
+                return Err(Error::new("Runtime.ApiError", message));
+            }
+            tracing::warn!(
+                "the Runtime API sent an extra reply (202 Accepted) where the next event was expected; still waiting for the event"
+            );
+            self.client.owe_reply();
+        }
     }
 
     async fn invoke(&mut self, body: Bytes, ctx: Context) -> Outcome {
@@ -142,11 +168,11 @@ impl<H: Handler> InvocationLoop<H> {
     /// and transport failures are logged and the loop goes on (edge-cases A11–A14); `/next`
     /// decides whether the environment is still usable.
     async fn report(&mut self, request_id: &str, outcome: Outcome) {
-        let request = match outcome {
+        let answer = match outcome {
             Outcome::Response(Response {
                 content_type,
                 body: ResponseBody::Buffered(body),
-            }) => self.api.response(request_id, body, &*content_type),
+            }) => Answer::Response { body, content_type },
             Outcome::Response(Response {
                 content_type,
                 body: ResponseBody::Streaming { prelude, chunks },
@@ -163,35 +189,45 @@ impl<H: Handler> InvocationLoop<H> {
             Outcome::Failure(e) => {
                 tracing::error!(errorType = %e.error_type(), "invocation failed: {}", e.message());
                 let body = serde_json::to_vec(&e.to_error_request()).unwrap_or_default();
-                self.api
-                    .error(request_id, e.error_type(), Bytes::from(body))
+                Answer::Error {
+                    error_type: e.error_type().to_owned(),
+                    body: Bytes::from(body),
+                }
             }
         };
-        let answered = match request {
-            Ok(r) => {
-                self.client.queue(r);
-                true
-            }
+        let request = match answer.request(&self.api, request_id) {
+            Ok(r) => r,
             Err(e) => {
                 tracing::error!("cannot report the invocation: {e}");
-                false
+                self.client.queue_encoded(&self.next_request);
+                return;
             }
         };
+        self.client.queue(request);
         self.client.queue_encoded(&self.next_request);
-        if answered {
-            self.receive_answer().await;
+        match self.client.receive().await {
+            // The connection ended before Lambda answered (it had closed it while idle, say):
+            // the result may never have arrived, so it goes once more on a fresh connection.
+            // If it had arrived, Lambda refuses the copy (400 or 403), which is harmless.
+            Err(ApiError::Transport(e)) => {
+                tracing::warn!(
+                    "the result of this invocation was lost with its connection ({e}); sending it once more"
+                );
+                // The `/next` queued behind it was lost too: it is queued again below.
+                self.client.forget_lost();
+                if let Ok(again) = answer.request(&self.api, request_id) {
+                    self.client.queue(again);
+                    self.client.queue_encoded(&self.next_request);
+                    log_answer(self.client.receive().await);
+                }
+            }
+            other => log_answer(other),
         }
     }
 
-    /// Reads Lambda's answer to `/response` or `/error`.
+    /// Reads Lambda's answer to a streamed `/response`.
     async fn receive_answer(&mut self) {
-        if let Err(e) = self.client.receive().await {
-            if e.is_per_invocation() {
-                tracing::warn!("Lambda refused the result of this invocation: {e}");
-            } else {
-                tracing::error!("could not deliver the result of this invocation: {e}");
-            }
-        }
+        log_answer(self.client.receive().await);
     }
 
     /// Streams a response (protocol.md §1.3): the head, the prelude if any, then each chunk
@@ -256,6 +292,44 @@ impl<H: Handler> InvocationLoop<H> {
             }
         }
         true
+    }
+}
+
+/// A buffered result, kept so that it can be sent again.
+enum Answer {
+    Response {
+        body: Bytes,
+        content_type: std::borrow::Cow<'static, str>,
+    },
+    Error {
+        error_type: String,
+        body: Bytes,
+    },
+}
+
+impl Answer {
+    fn request(
+        &self,
+        api: &RuntimeApi,
+        request_id: &str,
+    ) -> Result<http::Request<Bytes>, ironlambda_api_client::InvalidRequestId> {
+        match self {
+            Answer::Response { body, content_type } => {
+                api.response(request_id, body.clone(), &**content_type)
+            }
+            Answer::Error { error_type, body } => api.error(request_id, error_type, body.clone()),
+        }
+    }
+}
+
+/// Logs how Lambda answered a result (edge-cases A11–A14: refusals are not fatal).
+fn log_answer(answer: Result<ApiResponse, ApiError>) {
+    if let Err(e) = answer {
+        if e.is_per_invocation() {
+            tracing::warn!("Lambda refused the result of this invocation: {e}");
+        } else {
+            tracing::error!("could not deliver the result of this invocation: {e}");
+        }
     }
 }
 
