@@ -547,3 +547,38 @@ async fn a_process_the_function_forked_does_not_outlive_the_environment() {
     }
     assert!(gone, "the helper process {helper} outlived the environment");
 }
+
+/// After a blocking task the process has several threads, so `_X_AMZN_TRACE_ID` can no
+/// longer be changed soundly. The runtime says so loudly, and the right trace stays
+/// readable in the context and from `ironlambda_runtime::trace_id()`.
+#[tokio::test]
+async fn the_trace_id_is_always_readable_and_a_stale_variable_is_announced() {
+    let emu = emulator("test-function").start().await.unwrap();
+    let traced = |trace: &'static str| {
+        let mut request = invoke_request(emu.addr(), "test-function", r#"{"action":"trace"}"#);
+        request
+            .headers_mut()
+            .insert("x-amzn-trace-id", HeaderValue::from_static(trace));
+        send(emu.addr(), request)
+    };
+    let first = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let second = "Root=1-5759e988-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad9;Sampled=1";
+    let r = traced(first).await.unwrap().json().unwrap();
+    // Still one thread when the variable was set: all three agree.
+    assert_eq!(
+        r,
+        json!({"context": first, "task_local": first, "env": first})
+    );
+    let r = traced(second).await.unwrap().json().unwrap();
+    assert_eq!(r["context"], second);
+    assert_eq!(r["task_local"], second);
+    assert_eq!(r["env"], first, "the variable could not follow");
+    let warning = emu
+        .logs()
+        .wait_for(ironlambda_integration_tests::PATIENCE, |l| {
+            l.contains("_X_AMZN_TRACE_ID keeps an earlier invocation's trace")
+        })
+        .await;
+    assert!(warning.is_some(), "{:#?}", emu.logs().lines());
+    emu.shutdown().await;
+}

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::handler::Handler;
 use crate::response::{ChunkStream, IntoResponse, Response, ResponseBody, ResponseBuffer};
-use crate::xray::TraceEnv;
+use crate::xray::{self, TraceEnv};
 use ironlambda_api_client::Error;
 use ironlambda_api_client::panic::{CatchUnwind, panic_message};
 
@@ -149,7 +149,9 @@ impl<H: Handler> InvocationLoop<H> {
         };
         self.response_buf.expect(body.len());
         drop(body);
-        let output = match CatchUnwind(self.handler.call(event, ctx)).await {
+        let trace = ctx.xray_trace_id.clone();
+        let call = std::pin::pin!(xray::with_trace_id(trace, self.handler.call(event, ctx)));
+        let output = match CatchUnwind(call).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Outcome::Failure(e.into()),
             Err(payload) => return Outcome::Failure(panicked(&*payload)),

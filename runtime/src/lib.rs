@@ -58,6 +58,7 @@ pub use response::{
     CHANNEL_CHUNKS, HTTP_INTEGRATION_CONTENT_TYPE, HttpIntegration, IntoResponse, Raw, Response,
     ResponseBuffer, StreamClosed, StreamSender, Streaming,
 };
+pub use xray::trace_id;
 
 /// Cleanup hooks that run when Lambda shuts the environment down (SIGTERM); install it
 /// before [`run`]. See [`ironlambda_extension::GracefulShutdown`].

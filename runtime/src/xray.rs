@@ -1,12 +1,37 @@
-//! Keeping `_X_AMZN_TRACE_ID` in step with the invocation's trace header, soundly.
+//! The invocation's X-Ray trace header, where code can find it.
 //!
 //! Lambda runtimes copy `Lambda-Runtime-Trace-Id` into `_X_AMZN_TRACE_ID` for each
 //! invocation and unset it when the header is missing (protocol.md §1.1), because AWS SDKs
 //! read it from there. Changing the environment while another thread may read it is
-//! undefined behaviour in C's `getenv`, so the variable is only changed while the process has
-//! a single thread (e.g. [`crate::start`], or `#[tokio::main(flavor = "current_thread")]`
-//! without blocking tasks). Otherwise it is left alone: the trace id is always in
-//! [`crate::Context::xray_trace_id`].
+//! undefined behaviour in C's `getenv` (a DNS lookup on a blocking thread reads it), so the
+//! variable is only changed while the process has a single thread ([`crate::start`], or a
+//! current-thread runtime before any blocking task). When that is no longer true, the
+//! runtime says so once, loudly, at WARN: the variable is not set, or keeps an earlier
+//! invocation's trace.
+//!
+//! The trace is always right in two places: [`crate::Context::xray_trace_id`], and
+//! [`trace_id`], a task-local set around each call of the handler.
+
+tokio::task_local! {
+    static TRACE_ID: Option<String>;
+}
+
+/// The X-Ray trace header of the invocation being handled (`Root=…;Parent=…;Sampled=…`),
+/// from anywhere inside the handler's task: what `_X_AMZN_TRACE_ID` would hold, without
+/// relying on the process environment. `None` outside a handler, in tasks the handler
+/// spawned (task-locals are not inherited: pass the value along), or when the invocation
+/// has no trace.
+pub fn trace_id() -> Option<String> {
+    TRACE_ID.try_with(Clone::clone).ok().flatten()
+}
+
+/// Runs `handler` with [`trace_id`] giving `trace`.
+pub(crate) async fn with_trace_id<F: std::future::Future>(
+    trace: Option<String>,
+    handler: F,
+) -> F::Output {
+    TRACE_ID.scope(trace, handler).await
+}
 
 const VAR: &str = "_X_AMZN_TRACE_ID";
 
@@ -35,8 +60,12 @@ impl TraceEnv {
         if !self.stat.as_ref().is_some_and(single_threaded) {
             if !self.warned {
                 self.warned = true;
-                tracing::debug!(
-                    "{VAR} is not updated in a multi-threaded process; read Context::xray_trace_id instead"
+                let state = match &self.current {
+                    Some(_) => "keeps an earlier invocation's trace from now on",
+                    None => "is not set",
+                };
+                tracing::warn!(
+                    "{VAR} {state}: this process now runs several threads (a multi-thread runtime, or a blocking task such as a DNS lookup or tokio::fs), and changing the environment while other threads may read it is undefined behaviour. AWS SDK calls read their trace from {VAR}. The right trace is in Context::xray_trace_id and ironlambda_runtime::trace_id(); ironlambda_runtime::start keeps {VAR} right as long as the handler starts no blocking task."
                 );
             }
             return;

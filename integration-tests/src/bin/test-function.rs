@@ -1,6 +1,7 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
 //! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`,
-//! `print` (writes `text` to stdout as it is).
+//! `print` (writes `text` to stdout as it is), `trace` (runs a blocking task, then tells
+//! where the trace header can be read).
 //! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
 //! `SLOW_INIT_MS=<n>` init takes that long; with `ON_SIGTERM_WRITE=<path>` it writes that
 //! file and exits when it gets SIGTERM (without registering any extension); with
@@ -23,6 +24,7 @@ enum Action {
     Big { bytes: usize },
     Context,
     Print { text: String },
+    Trace,
 }
 
 async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
@@ -39,6 +41,15 @@ async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
         }
         Action::Exit { code } => std::process::exit(code),
         Action::Big { bytes } => Ok(Value::String("x".repeat(bytes))),
+        Action::Trace => {
+            // A blocking task, as a DNS lookup or tokio::fs makes: the process gains a thread.
+            let _ = tokio::task::spawn_blocking(|| ()).await;
+            Ok(json!({
+                "context": ctx.xray_trace_id,
+                "task_local": ironlambda_runtime::trace_id(),
+                "env": std::env::var("_X_AMZN_TRACE_ID").ok(),
+            }))
+        }
         Action::Print { text } => {
             println!("{text}");
             Ok(json!({ "printed": text.len() }))
