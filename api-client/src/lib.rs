@@ -28,6 +28,8 @@ mod extension_api;
 pub mod headers;
 mod http1;
 pub mod panic;
+#[cfg(test)]
+mod properties;
 mod request_id;
 mod runtime_api;
 pub mod telemetry;

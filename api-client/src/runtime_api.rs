@@ -240,7 +240,7 @@ impl NextHeaders {
 
     /// Reads the invocation headers from (name, value) pairs in one pass; names match in any
     /// case, and a value that is not text counts as missing.
-    fn from_fields<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
+    pub(crate) fn from_fields<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Self {
         const NAMES: [&str; 7] = [
             headers::REQUEST_ID,
             headers::DEADLINE_MS,

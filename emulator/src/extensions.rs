@@ -251,7 +251,7 @@ impl Registered {
 /// The events a registration asks for. Lambda accepts what real clients send: no
 /// `events` (`{}`), `"events": null` (aws-lambda-go's SIGTERM helper) and fields it does
 /// not know; it refuses a body that is not a JSON object, and event names it does not know.
-fn parse_events(body: &PostedBody) -> Result<Vec<EventType>, Refusal> {
+pub(crate) fn parse_events(body: &PostedBody) -> Result<Vec<EventType>, Refusal> {
     let bad = |m: String| refuse(StatusCode::FORBIDDEN, "InvalidRequestFormat", m);
     let PostedBody::Complete(bytes) = body else {
         return Err(bad("The registration body could not be read".into()));

@@ -486,7 +486,7 @@ fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// `X-Amz-Client-Context` is base64 on the Invoke API; the runtime gets the decoded JSON.
-fn decode_client_context(h: &HeaderMap) -> Result<Option<String>, String> {
+pub(crate) fn decode_client_context(h: &HeaderMap) -> Result<Option<String>, String> {
     let Some(raw) = header_text(h, headers::AMZ_CLIENT_CONTEXT) else {
         return Ok(None);
     };

@@ -31,6 +31,8 @@ mod http_util;
 mod invoke_api;
 mod logs;
 mod process;
+#[cfg(test)]
+mod properties;
 mod runtime_api;
 mod server;
 mod telemetry;

@@ -364,4 +364,19 @@ mod tests {
         assert_eq!(batch[1].record, serde_json::json!(42));
         assert!(parse_batch(b"{}").is_none());
     }
+
+    proptest::proptest! {
+        /// A delivery of any bytes is a batch or a 400, never a panic; every entry of an
+        /// array is kept.
+        #[test]
+        fn batches_of_any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Some(batch) = parse_batch(&bytes) {
+                let items: Vec<serde_json::Value> = serde_json::from_slice(&bytes).unwrap();
+                proptest::prop_assert_eq!(batch.len(), items.len());
+                for event in &batch {
+                    let _ = event.parse();
+                }
+            }
+        }
+    }
 }

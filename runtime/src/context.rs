@@ -237,4 +237,26 @@ mod tests {
             Some("p")
         );
     }
+
+    proptest::proptest! {
+        /// Whatever the `/next` headers hold, a context is built and its deadline read
+        /// without a panic (edge-cases A5–A8).
+        #[test]
+        fn contexts_from_any_headers_never_panic(
+            request_id in ".{0,40}",
+            deadline in proptest::option::of(proptest::prelude::any::<u64>()),
+            client_context in proptest::option::of(".{0,120}"),
+            cognito in proptest::option::of(".{0,120}"),
+        ) {
+            let headers = ironlambda_api_client::NextHeaders {
+                request_id,
+                deadline_ms: deadline,
+                client_context,
+                cognito_identity: cognito,
+                ..Default::default()
+            };
+            let ctx = Context::from_next(headers, Arc::new(Config::default()));
+            let _ = ctx.remaining();
+        }
+    }
 }

@@ -412,4 +412,15 @@ mod tests {
             1
         );
     }
+
+    proptest::proptest! {
+        /// Any event bytes either deserialize or fail that invocation with a clear error.
+        #[test]
+        fn events_of_any_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            if let Err(e) = deserialize_event::<Order>(&bytes) {
+                proptest::prop_assert_eq!(e.error_type(), INVALID_EVENT_ERROR_TYPE);
+            }
+            let _ = deserialize_event::<serde_json::Value>(&bytes);
+        }
+    }
 }
