@@ -381,6 +381,14 @@ impl Client {
     /// Writes whatever is queued (in one write), then reads the reply to the oldest request
     /// still owed one. When the connection fails, this and every other reply owed on it
     /// come back as transport errors, one per call.
+    ///
+    /// Cancel safety: dropping the future is safe while it waits for a reply's head or for
+    /// a body framed by `Content-Length` (what has arrived stays in the client's buffer,
+    /// and the next `receive` picks up where this one stopped). It is not safe while
+    /// requests are being written or a chunked body is being read: the client can then no
+    /// longer tell what the server received, or where the reply ends, so drop the client
+    /// too. The runtime never drops it; a caller that needs a time limit should put it
+    /// around the whole client.
     pub async fn receive(&mut self) -> Result<ApiResponse, ApiError> {
         if self.lost > 0 {
             self.lost -= 1;

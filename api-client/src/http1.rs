@@ -2,9 +2,11 @@
 //!
 //! The Lambda APIs speak plain HTTP/1.1 on loopback (protocol.md §0). The client writes
 //! a finished invocation's `/response` and the next `/next` in one go (pipelining), which
-//! general-purpose HTTP clients do not offer, so the framing is done here. Replies are
-//! read as RFC 9112 says: `Content-Length`, `Transfer-Encoding: chunked` (Go's servers use
-//! it for bodies over 2 KB, edge-cases A10), or up to the end of the connection.
+//! general-purpose HTTP clients do not offer, so the framing is done here. Reply heads are
+//! parsed by `httparse` (measured: about 130 more instructions per invocation than the
+//! hand-written scanner it replaced, 0.6%); bodies are read as RFC 9112 says:
+//! `Content-Length`, `Transfer-Encoding: chunked` (Go's servers use it for bodies over
+//! 2 KB, edge-cases A10), or up to the end of the connection.
 
 use std::fmt::Write as _;
 
@@ -176,40 +178,6 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// The bytes a header name may hold: a token, visible ASCII without separators
-/// (RFC 9110 §5.6.2).
-const TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut i = 0;
-    while i < 256 {
-        let b = i as u8;
-        table[i] = b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        i += 1;
-    }
-    table
-};
-
-fn is_token(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| TOKEN[usize::from(b)])
-}
-
 /// The header lines of a head taken by [`take_head`], in order: the name as sent and the
 /// value without surrounding whitespace.
 pub(crate) fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -223,60 +191,31 @@ pub(crate) fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
         })
 }
 
-/// Takes the head at the front of `buf` once it is complete, in one pass over its lines:
-/// the status, and the headers that decide how the body ends and whether the connection
-/// stays open. The other headers are read only when asked for, through [`fields`].
-pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError> {
-    let mut lines = Lines { buf, at: 0 };
-    let Some((_, status_end, _)) = lines.next() else {
-        return too_long(buf);
-    };
-    let status_line = &buf[..status_end];
-    let (version, rest) = match status_line {
-        [
-            b'H',
-            b'T',
-            b'T',
-            b'P',
-            b'/',
-            b'1',
-            b'.',
-            minor,
-            b' ',
-            rest @ ..,
-        ] => (*minor, rest),
-        _ => {
-            return malformed(format!(
-                "status line {:?}",
-                String::from_utf8_lossy(&status_line[..status_line.len().min(64)])
-            ));
-        }
-    };
-    let status = rest
-        .get(..3)
-        .filter(|_| rest.len() == 3 || rest[3] == b' ')
-        .and_then(|code| StatusCode::from_bytes(code).ok())
-        .ok_or_else(|| FramingError("status code".into()))?;
+/// The most header fields a reply head may have (Lambda's have under ten).
+const MAX_FIELDS: usize = 64;
 
+/// Takes the head at the front of `buf` once it is complete: the status, and the headers
+/// that decide how the body ends and whether the connection stays open. The head is
+/// parsed by `httparse` (fuzzed, SIMD-accelerated); the other headers are read only when
+/// asked for, through [`fields`].
+pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError> {
+    let mut storage = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut reply = httparse::Response::new(&mut storage);
+    let len = match reply.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return too_long(buf),
+        Err(e) => return malformed(format!("the head: {e}")),
+    };
+    let status = reply
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| FramingError("status code".into()))?;
     let mut length: Option<usize> = None;
     let mut chunked = false;
     let mut encoded = false;
-    let mut close = version == b'0';
-    let len = loop {
-        let Some((start, end, next)) = lines.next() else {
-            return too_long(buf);
-        };
-        if start == end {
-            break next;
-        }
-        let line = &buf[start..end];
-        let Some(colon) = find(line, b':') else {
-            return malformed("a header line without a colon");
-        };
-        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
-        if !is_token(name) {
-            return malformed("a header name");
-        }
+    let mut close = reply.version == Some(0);
+    for field in reply.headers.iter() {
+        let (name, value) = (field.name.as_bytes(), trim(field.value));
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(value)
                 .ok()
@@ -302,7 +241,7 @@ pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError
                 }
             }
         }
-    };
+    }
 
     let framing = if status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -504,11 +443,11 @@ mod tests {
     #[test]
     fn broken_heads_are_refused_with_the_reason() {
         let cases = [
-            ("HTTP/2 200 OK\r\n\r\n", "status line"),
-            ("SSH-2.0-OpenSSH\r\n\r\n", "status line"),
-            ("HTTP/1.1 2000 OK\r\n\r\n", "status code"),
-            ("HTTP/1.1 abc OK\r\n\r\n", "status code"),
-            ("HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "colon"),
+            ("HTTP/2 200 OK\r\n\r\n", "version"),
+            ("SSH-2.0-OpenSSH\r\n\r\n", "version"),
+            ("HTTP/1.1 2000 OK\r\n\r\n", "status"),
+            ("HTTP/1.1 abc OK\r\n\r\n", "status"),
+            ("HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "header name"),
             ("HTTP/1.1 200 OK\r\nbad name: x\r\n\r\n", "header name"),
             (
                 "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
