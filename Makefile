@@ -3,7 +3,10 @@ CARGO ?= cargo
 
 RUNTIME ?= provided.al2023
 
-.PHONY: run test lint bench build package
+.PHONY: run test lint bench build package fuzz
+
+FUZZ_TARGETS = http1_framing next_headers telemetry_batch invoke_name
+FUZZ_SECONDS ?= 60
 
 ## Build every binary: the emulator, the example functions and the test fixtures.
 build:
@@ -35,3 +38,11 @@ bench:
 	$(CARGO) build --release -p ironlambda-benchmarks --bins --examples
 	./target/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md
 	benchmarks/release-profiles.sh >> BENCHMARKS.md
+
+## Fuzz every reader of untrusted bytes for FUZZ_SECONDS each (cargo install cargo-fuzz
+## first). cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP=1 lets a stable toolchain take
+## them. Findings land in fuzz/artifacts/<target>/.
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=1024 || exit 1; \
+	done

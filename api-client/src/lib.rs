@@ -25,6 +25,9 @@ mod diagnostic;
 mod endpoint;
 mod error;
 mod extension_api;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headers;
 mod http1;
 pub mod panic;

@@ -242,11 +242,21 @@ impl Environment {
         }
     }
 
+    /// Lambda spins down an idle environment, never one in the middle of an invocation:
+    /// an invocation under way finishes first (its timeout still bounds it), then the
+    /// environment shuts down.
     fn on_stop(&mut self) {
         self.stopping = true;
+        self.spin_down_when_idle();
+    }
+
+    fn spin_down_when_idle(&mut self) {
+        if !self.stopping {
+            return;
+        }
         match self.phase {
-            Phase::Down | Phase::Shutdown(_) => {}
-            _ => self.begin_shutdown(ShutdownReason::Spindown),
+            Phase::Down | Phase::Shutdown(_) | Phase::Running(_) | Phase::PostInvoke(_) => {}
+            Phase::Init(_) | Phase::Ready => self.begin_shutdown(ShutdownReason::Spindown),
         }
     }
 
@@ -501,10 +511,12 @@ impl Environment {
             return;
         };
         self.sample_memory();
+        // Reported before a waiting stop spins the environment down.
         match &inv.outcome {
             Some((status, error_type)) => self.report(&inv, status, Some(error_type)),
             None => self.report(&inv, "success", None),
         }
+        self.spin_down_when_idle();
     }
 
     // ----- calls ------------------------------------------------------------------------

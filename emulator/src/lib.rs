@@ -26,7 +26,18 @@ mod environment;
 pub mod eventstream;
 mod extensions;
 mod extensions_api;
+mod faults;
 mod function_name;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`, not a public API).
+
+    /// The `{FunctionName}` of an Invoke API path.
+    pub fn function_name(raw: &str) {
+        let _ = crate::function_name::parse(raw);
+    }
+}
 mod http_util;
 mod invoke_api;
 mod logs;
@@ -51,6 +62,7 @@ pub use client::{
     EventStream, InvokeResponse, invoke_request, invoke_stream_request, send, send_streaming,
 };
 pub use config::FunctionConfig;
+pub use faults::{FaultSpecError, Faults};
 pub use logs::Logs;
 
 /// How many invocations may wait for the environment before callers get 429.
@@ -62,6 +74,7 @@ pub struct EmulatorBuilder {
     function: FunctionConfig,
     addr: SocketAddr,
     echo: bool,
+    faults: Faults,
 }
 
 impl EmulatorBuilder {
@@ -117,6 +130,13 @@ impl EmulatorBuilder {
     /// Also print every log line to stdout (default: only keep them, see [`Emulator::logs`]).
     pub fn echo_logs(mut self, echo: bool) -> Self {
         self.echo = echo;
+        self
+    }
+
+    /// Makes the Runtime API misbehave on purpose (see [`Faults`]), to see how a function
+    /// copes with a broken control plane.
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
         self
     }
 
@@ -176,6 +196,7 @@ impl EmulatorBuilder {
         let shared = Arc::new(server::Shared {
             config: config.clone(),
             logs: logs.clone(),
+            faults: Arc::new(self.faults),
             calls: calls_tx,
             invokes: invokes_tx,
         });
@@ -209,6 +230,7 @@ impl Emulator {
             function: FunctionConfig::new(executable),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             echo: false,
+            faults: Faults::none(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use ironlambda_emulator::Emulator;
+use ironlambda_emulator::{Emulator, Faults};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Run an AWS Lambda function (a `bootstrap` executable) on a local Lambda control plane.
@@ -43,6 +43,18 @@ struct Args {
     /// Start the function now instead of on the first invoke.
     #[arg(long)]
     eager: bool,
+    /// Make the Runtime API misbehave on purpose (repeatable): next-500, next-drop,
+    /// truncate-event, omit-header=NAME, corrupt-header=NAME, response-STATUS, delay=MS,
+    /// close, random=SEED[:PERCENT]; append xN to apply N times.
+    #[arg(long = "fault", value_name = "SPEC", value_parser = parse_fault)]
+    faults: Vec<String>,
+}
+
+fn parse_fault(s: &str) -> Result<String, String> {
+    Faults::none()
+        .parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -94,6 +106,23 @@ async fn serve(args: Args) -> ExitCode {
     for (k, v) in &args.env {
         builder = builder.env(k, v);
     }
+    let mut faults = Faults::none();
+    for spec in &args.faults {
+        faults = match faults.parse(spec) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("ironlambda-emulator: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    }
+    if !faults.is_empty() {
+        eprintln!(
+            "ironlambda-emulator: injecting faults: {}",
+            args.faults.join(", ")
+        );
+    }
+    builder = builder.faults(faults);
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),

@@ -11,17 +11,63 @@ use hyper::body::Incoming;
 use ironlambda_api_client::RuntimeRoute;
 use ironlambda_api_client::headers;
 use ironlambda_api_client::wire::{
-    ApiErrorBody, MAX_RESPONSE_PAYLOAD, MAX_STREAMED_RESPONSE, STATUS_OK_BODY,
+    ApiErrorBody, MAX_RESPONSE_PAYLOAD, MAX_STREAMED_RESPONSE, STATUS_OK_BODY, invalid_request_id,
+    invalid_state_transition, request_entity_too_large,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::calls::{Call, Event, Refusal, RuntimeCall, StreamedBody};
+use crate::faults::{Faults, Kind, Plan, corrupted};
 use crate::http_util::{Reply, json, read_limited};
 
+/// A fault asked for the connection to be closed without an answer.
+#[derive(Debug)]
+pub(crate) struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+/// Serves one Runtime API request, with the injected `faults` (none in normal use).
 pub(crate) async fn handle(
     route: RuntimeRoute<'_>,
     req: Request<Incoming>,
     calls: &mpsc::Sender<Call>,
+    faults: &Faults,
+) -> Result<Reply, Dropped> {
+    if route == RuntimeRoute::Next {
+        let plan = faults.plan(Kind::Next);
+        tokio::time::sleep(plan.delay).await;
+        if plan.drop {
+            return Err(Dropped);
+        }
+        if let Some(status) = plan.status {
+            return Ok(with_close(injected(status), plan.close));
+        }
+        let reply = serve(route, req, calls, faults).await;
+        return Ok(with_close(reply, plan.close));
+    }
+    let reply = serve(route, req, calls, faults).await;
+    // Answers to results: the result has reached the environment (the caller gets it);
+    // only what the runtime hears is changed.
+    let plan = faults.plan(Kind::Answer);
+    tokio::time::sleep(plan.delay).await;
+    let reply = match plan.status {
+        Some(status) => injected(status),
+        None => reply,
+    };
+    Ok(with_close(reply, plan.close))
+}
+
+async fn serve(
+    route: RuntimeRoute<'_>,
+    req: Request<Incoming>,
+    calls: &mpsc::Sender<Call>,
+    faults: &Faults,
 ) -> Reply {
     if req.method() != route.method() {
         return refusal((
@@ -44,7 +90,7 @@ pub(crate) async fn handle(
             return stopped();
         }
         return match rx.await {
-            Ok(Ok(event)) => render_event(&event),
+            Ok(Ok(event)) => render_event(&event, &faults.plan(Kind::Event)),
             Ok(Err(r)) => refusal(r),
             Err(_) => stopped(),
         };
@@ -182,8 +228,13 @@ fn text(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-fn render_event(event: &Event) -> Reply {
-    let mut r = json(StatusCode::OK, event.body.clone());
+fn render_event(event: &Event, plan: &Plan) -> Reply {
+    let body = if plan.truncate {
+        event.body.slice(..event.body.len() / 2)
+    } else {
+        event.body.clone()
+    };
+    let mut r = json(StatusCode::OK, body);
     let h = r.headers_mut();
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -199,7 +250,36 @@ fn render_event(event: &Event) -> Reply {
     if let Some(c) = &event.client_context {
         put(headers::CLIENT_CONTEXT, c);
     }
+    for name in &plan.omit {
+        h.remove(*name);
+    }
+    for name in &plan.corrupt {
+        h.insert(*name, HeaderValue::from_static(corrupted(name)));
+    }
     r
+}
+
+/// The answer an injected status gives, with the body Lambda sends with it.
+fn injected(status: u16) -> Reply {
+    let body = match status {
+        400 => invalid_request_id(),
+        403 => invalid_state_transition("Running", "Ready"),
+        410 => ApiErrorBody::new("InvokeTimeout", "Invoke timeout"),
+        413 => request_entity_too_large(),
+        _ => ApiErrorBody::new("InternalServerError", "Injected fault"),
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, body.to_json())
+}
+
+/// With `close`, the connection is closed after this answer (no keep-alive).
+fn with_close(mut reply: Reply, close: bool) -> Reply {
+    if close {
+        reply
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    reply
 }
 
 fn refusal((status, body): Refusal) -> Reply {

@@ -1,6 +1,5 @@
 //! The listener: one loopback port serving the Invoke API and the Runtime API.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::calls::{Call, Invocation};
 use crate::config::FunctionConfig;
+use crate::faults::Faults;
 use crate::http_util::{Reply, json};
 use crate::logs::Logs;
 use crate::{extensions_api, invoke_api, runtime_api};
@@ -24,6 +24,7 @@ use crate::{extensions_api, invoke_api, runtime_api};
 pub(crate) struct Shared {
     pub(crate) config: Arc<FunctionConfig>,
     pub(crate) logs: Logs,
+    pub(crate) faults: Arc<Faults>,
     pub(crate) calls: mpsc::Sender<Call>,
     pub(crate) invokes: mpsc::Sender<Invocation>,
 }
@@ -55,7 +56,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 connections.spawn(async move {
                     let service = service_fn(move |req| {
                         let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(route(req, &shared).await) }
+                        async move { route(req, &shared).await }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
@@ -69,7 +70,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
+/// Routes a request. `Err` closes the connection without an answer (an injected fault).
+async fn route(req: Request<Incoming>, shared: &Shared) -> Result<Reply, runtime_api::Dropped> {
     let path = req.uri().path().to_owned();
     if path.starts_with(invoke_api::PREFIX) || path.starts_with(invoke_api::STREAMING_PREFIX) {
         let target = invoke_api::InvokeTarget {
@@ -79,19 +81,19 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Reply {
             logs: &shared.logs,
             timeout: shared.config.timeout,
         };
-        return invoke_api::handle(req, target).await;
+        return Ok(invoke_api::handle(req, target).await);
     }
     if let Some(route) = RuntimeRoute::parse(&path) {
-        return runtime_api::handle(route, req, &shared.calls).await;
+        return runtime_api::handle(route, req, &shared.calls, &shared.faults).await;
     }
     if let Some(route) = ExtensionRoute::parse(&path) {
-        return extensions_api::handle(route, req, &shared.calls).await;
+        return Ok(extensions_api::handle(route, req, &shared.calls).await);
     }
     if path == "/2018-06-01/ping" {
-        return json(StatusCode::OK, "pong");
+        return Ok(json(StatusCode::OK, "pong"));
     }
-    json(
+    Ok(json(
         StatusCode::NOT_FOUND,
         ApiErrorBody::new("NotFound", format!("No route for {} {path}", req.method())).to_json(),
-    )
+    ))
 }

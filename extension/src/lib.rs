@@ -29,6 +29,20 @@
 //! ```
 
 mod extension;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    //! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`, not a public API).
+
+    /// A telemetry delivery's body, as the listener reads it.
+    pub fn telemetry_batch(bytes: &[u8]) {
+        if let Some(batch) = crate::telemetry::parse_batch(bytes) {
+            for event in &batch {
+                let _ = event.parse();
+            }
+        }
+    }
+}
 mod graceful;
 mod telemetry;
 

@@ -107,7 +107,7 @@ pub(crate) struct Drain {
 
 /// How long the listener must have been quiet, with every batch handled, before the
 /// deliveries count as over.
-const DRAIN_QUIET: Duration = Duration::from_millis(150);
+const DRAIN_QUIET: Duration = Duration::from_millis(250);
 /// How often a drain looks.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
@@ -128,17 +128,16 @@ impl Drain {
         self.pending.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Waits until the deliveries are over (quiet for a moment, every batch handled), or
-    /// until `limit` has passed.
+    /// Waits until the deliveries are over (nothing new for [`DRAIN_QUIET`] since the wait
+    /// began or the last batch came, and every batch handled), or until `limit` has passed.
+    /// The quiet spell counts from the start of the wait too: the platform's last
+    /// deliveries may still be on their way when SHUTDOWN arrives.
     pub(crate) async fn wait(&self, limit: Duration) {
-        let give_up = Instant::now() + limit;
+        let began = Instant::now();
+        let give_up = began + limit;
         loop {
-            let quiet = self
-                .last_batch
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .elapsed()
-                >= DRAIN_QUIET;
+            let last = *self.last_batch.lock().unwrap_or_else(|p| p.into_inner());
+            let quiet = last.max(began).elapsed() >= DRAIN_QUIET;
             if (quiet && self.pending.load(Ordering::SeqCst) == 0) || Instant::now() >= give_up {
                 return;
             }
@@ -333,7 +332,7 @@ async fn receive(
 
 /// A batch is a JSON array of events; an entry that is not an event is kept as an
 /// `Other`-kind event rather than failing the whole batch.
-fn parse_batch(body: &[u8]) -> Option<Vec<TelemetryEvent>> {
+pub(crate) fn parse_batch(body: &[u8]) -> Option<Vec<TelemetryEvent>> {
     let items: Vec<serde_json::Value> = serde_json::from_slice(body).ok()?;
     Some(
         items
