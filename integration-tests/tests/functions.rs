@@ -582,3 +582,35 @@ async fn the_trace_id_is_always_readable_and_a_stale_variable_is_announced() {
     assert!(warning.is_some(), "{:#?}", emu.logs().lines());
     emu.shutdown().await;
 }
+
+/// A panic inside the user's own `Deserialize` or `Serialize` impl fails that invocation
+/// as a `Panic`, like a panic in the handler, and the function goes on serving.
+#[tokio::test]
+async fn panics_in_user_serde_impls_fail_only_their_invocation() {
+    let emu = emulator("test-function").start().await.unwrap();
+    let r = emu
+        .invoke(r#"{"action":"explode_in_deserialize","value":1}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.function_error(), Some("Unhandled"));
+    assert_eq!(
+        error_of(&r.json().unwrap()),
+        ("Panic", "Deserialize exploded")
+    );
+    let r = emu
+        .invoke(r#"{"action":"explode_in_serialize"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.function_error(), Some("Unhandled"));
+    assert_eq!(
+        error_of(&r.json().unwrap()),
+        ("Panic", "Serialize exploded")
+    );
+    let r = emu
+        .invoke(r#"{"action":"echo","value":"still here"}"#)
+        .await
+        .unwrap();
+    assert_eq!(r.json().unwrap(), json!({ "echo": "still here" }));
+    assert_eq!(init_count(&emu), 1, "the process survived both panics");
+    emu.shutdown().await;
+}

@@ -1,7 +1,8 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
 //! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`,
 //! `print` (writes `text` to stdout as it is), `trace` (runs a blocking task, then tells
-//! where the trace header can be read).
+//! where the trace header can be read), `explode_in_deserialize` (its `Deserialize` impl
+//! panics), `explode_in_serialize` (its answer's `Serialize` impl panics).
 //! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
 //! `SLOW_INIT_MS=<n>` init takes that long; with `ON_SIGTERM_WRITE=<path>` it writes that
 //! file and exits when it gets SIGTERM (without registering any extension); with
@@ -25,9 +26,43 @@ enum Action {
     Context,
     Print { text: String },
     Trace,
+    ExplodeInDeserialize { value: Exploding },
+    ExplodeInSerialize,
 }
 
-async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
+/// A type whose `Deserialize` and `Serialize` impls panic, as a buggy user impl might.
+#[derive(Debug)]
+struct Exploding;
+
+impl<'de> Deserialize<'de> for Exploding {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("Deserialize exploded");
+    }
+}
+
+impl serde::Serialize for Exploding {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("Serialize exploded");
+    }
+}
+
+/// What the function answers: JSON, or (for `explode_in_serialize`) a value whose
+/// `Serialize` impl panics while the runtime writes the response.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Answer {
+    Json(Value),
+    Explode(Exploding),
+}
+
+async fn handle(action: Action, ctx: Context) -> Result<Answer, Error> {
+    match action {
+        Action::ExplodeInSerialize => Ok(Answer::Explode(Exploding)),
+        other => answer(other, ctx).await.map(Answer::Json),
+    }
+}
+
+async fn answer(action: Action, ctx: Context) -> Result<Value, Error> {
     match action {
         Action::Echo { value } => {
             tracing::info!("echoing {value}");
@@ -50,6 +85,10 @@ async fn handle(action: Action, ctx: Context) -> Result<Value, Error> {
                 "env": std::env::var("_X_AMZN_TRACE_ID").ok(),
             }))
         }
+        Action::ExplodeInDeserialize { value } => {
+            Ok(json!({ "unreachable": format!("{value:?}") }))
+        }
+        Action::ExplodeInSerialize => Ok(json!(null)),
         Action::Print { text } => {
             println!("{text}");
             Ok(json!({ "printed": text.len() }))
