@@ -3,6 +3,10 @@ CARGO ?= cargo
 
 RUNTIME ?= provided.al2023
 
+# Where cargo puts what it builds (CARGO_TARGET_DIR, or the workspace's target/): asked of
+# cargo, never assumed. Evaluated only by the targets that use it.
+TARGET_DIR = $(shell $(CARGO) metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
 .PHONY: run test lint bench build package fuzz
 
 FUZZ_TARGETS = http1_framing next_headers telemetry_batch invoke_name
@@ -22,7 +26,7 @@ test: build
 	$(if $(shell command -v go),,IRONLAMBDA_SKIP_GO=1) $(CARGO) test --workspace
 	python3 -m unittest discover -s tools -p 'test_*.py'
 
-## Deployable zips under target/lambda/<target>/: functions (bootstrap) and layers
+## Deployable zips under <cargo target dir>/lambda/<target>/: functions (bootstrap) and layers
 ## (extensions/<name>), refused when a binary needs a newer glibc than $(RUNTIME) has.
 package:
 	python3 tools/package.py --runtime $(RUNTIME)
@@ -36,7 +40,7 @@ lint:
 ## side in one run; writes BENCHMARKS.md.
 bench:
 	$(CARGO) build --release -p ironlambda-benchmarks --bins --examples
-	./target/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md
+	$(TARGET_DIR)/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md
 	benchmarks/release-profiles.sh >> BENCHMARKS.md
 
 ## Fuzz every reader of untrusted bytes for FUZZ_SECONDS each (cargo install cargo-fuzz

@@ -5,6 +5,8 @@
 # Used by `make bench`; needs valgrind and the release `bench` binary and examples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo builds (CARGO_TARGET_DIR or the workspace's target/): ask cargo, never assume.
+target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 if ! command -v valgrind >/dev/null 2>&1; then
   echo; echo "(release-profile section skipped: valgrind is not installed)"; exit 0
 fi
@@ -17,7 +19,7 @@ echo "own code (callgrind, 5,000 tiny invocations, \`bench --profile tiny\`) rep
 echo "fraction of a percent:"
 echo
 cg=$(mktemp -d)
-./target/release/bench --profile tiny -- valgrind --tool=callgrind --callgrind-out-file="$cg/cg-%p.out" >/dev/null 2>&1
+"$target/release/bench" --profile tiny -- valgrind --tool=callgrind --callgrind-out-file="$cg/cg-%p.out" >/dev/null 2>&1
 count() { local f; f=$(grep -l "examples/$1\$" "$cg"/cg-*.out | head -1); echo $(( $(grep -m1 '^summary:' "$f" | awk '{print $2}') / 5000 )); }
 ours=$(count echo_ironlambda); reference=$(count echo_reference); floor=$(count echo_floor)
 echo "| ironlambda | reference | ours / reference | floor |"
@@ -35,15 +37,15 @@ echo "| profile | stripped size (bytes) | instructions / invocation |"
 echo "|---|---:|---:|"
 variant() {
   local label=$1; shift
-  local dir="target/profile-variants/$(echo "$label" | tr -c 'a-z0-9' '-')"
+  local dir="$target/profile-variants/$(echo "$label" | tr -c 'a-z0-9' '-')"
   env "$@" CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$dir" \
     cargo build -q --release -p ironlambda-benchmarks --example echo_ironlambda >&2
   mkdir -p "$dir/cmp"
   cp "$dir/release/examples/echo_ironlambda" "$dir/cmp/"
-  ln -sf "$PWD/target/release/examples/echo_reference" "$dir/cmp/"
-  ln -sf "$PWD/target/release/examples/echo_floor" "$dir/cmp/"
+  ln -sf "$target/release/examples/echo_reference" "$dir/cmp/"
+  ln -sf "$target/release/examples/echo_floor" "$dir/cmp/"
   local out; out=$(mktemp -d)
-  ./target/release/bench --examples "$dir/cmp" --profile tiny -- \
+  "$target/release/bench" --examples "$dir/cmp" --profile tiny -- \
     valgrind --tool=callgrind --callgrind-out-file="$out/cg-%p.out" >/dev/null 2>&1
   local file; file=$(grep -l echo_ironlambda "$out"/cg-*.out | head -1)
   local ir; ir=$(grep -m1 '^summary:' "$file" | awk '{print $2}')

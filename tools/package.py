@@ -2,7 +2,7 @@
 """Build deployable Lambda zips for the example functions and extensions.
 
 For every installed Rust target that Lambda runs (x86_64, and aarch64 when its target is
-installed) this writes, under target/lambda/<target>/:
+installed) this writes, under lambda/<target>/ in cargo's target directory:
   <function>.zip        `bootstrap` at the root, executable  -> a provided.* function
   layer-<extension>.zip `extensions/<extension>`, executable -> a layer (/opt/extensions)
 
@@ -13,6 +13,7 @@ is refused with the reason and the fix.
 """
 
 import argparse
+import json
 import os
 import struct
 import subprocess
@@ -20,7 +21,7 @@ import sys
 import zipfile
 
 RUNTIME_GLIBC = {"provided.al2023": (2, 34), "provided.al2": (2, 26)}
-FUNCTIONS = ["hello", "order", "internal-extension", "graceful"]
+FUNCTIONS = ["hello", "order", "internal-extension", "graceful", "stream", "function-url", "anyhow-errors"]
 EXTENSIONS = ["telemetry-summary"]
 LAMBDA_TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]
 SHT_GNU_VERNEED = 0x6FFFFFFE
@@ -107,6 +108,18 @@ def write_zip(zip_path, arcname, binary):
         z.writestr(info, payload)
 
 
+def target_directory():
+    """Where cargo builds: CARGO_TARGET_DIR or the workspace's target/, as cargo says."""
+    try:
+        out = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--no-deps"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        return json.loads(out)["target_directory"]
+    except (OSError, subprocess.CalledProcessError, ValueError, KeyError):
+        return os.environ.get("CARGO_TARGET_DIR", "target")
+
+
 def installed_targets():
     try:
         out = subprocess.run(
@@ -143,9 +156,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runtime", choices=sorted(RUNTIME_GLIBC), default="provided.al2023")
     p.add_argument("--profile", default="release", help="cargo profile to build (default release)")
-    p.add_argument("--out", default="target/lambda", help="where the zips go")
+    p.add_argument("--out", help="where the zips go (default: lambda/ in cargo's target directory)")
     p.add_argument("--bin-dir", help="package already-built binaries from this directory instead of building")
     args = p.parse_args(argv)
+    target_dir = target_directory()
+    if args.out is None:
+        args.out = os.path.join(target_dir, "lambda")
 
     jobs = []
     if args.bin_dir:
@@ -156,7 +172,7 @@ def main(argv=None):
             print("+", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True)
             profile_dir = "debug" if args.profile == "dev" else args.profile
-            jobs.append((os.path.join("target", target, profile_dir), os.path.join(args.out, target)))
+            jobs.append((os.path.join(target_dir, target, profile_dir), os.path.join(args.out, target)))
 
     failed = False
     for bin_dir, out_dir in jobs:

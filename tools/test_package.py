@@ -12,7 +12,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 import package  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEBUG = os.path.join(ROOT, "target", "debug")
+# Where `make test` built the binaries: cargo's target directory (CARGO_TARGET_DIR or
+# target/), as cargo reports it from the workspace root.
+_cwd = os.getcwd()
+os.chdir(ROOT)
+DEBUG = os.path.join(package.target_directory(), "debug")
+os.chdir(_cwd)
 
 
 class Glibc(unittest.TestCase):

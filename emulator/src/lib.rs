@@ -161,6 +161,7 @@ impl EmulatorBuilder {
                 ),
             ));
         }
+        check_launchable(&f.executable)?;
         if let Some(dir) = &f.extensions_dir {
             let dir = std::fs::canonicalize(dir)
                 .map_err(|e| not_found("extensions directory", dir, e))?;
@@ -172,7 +173,14 @@ impl EmulatorBuilder {
             }
             f.extensions_dir = Some(dir);
         }
-        let listener = TcpListener::bind(self.addr).await?;
+        let listener = TcpListener::bind(self.addr).await.map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another process listens there: pick another port with --port, or --port 0 for any free one)"
+            } else {
+                ""
+            };
+            std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}{hint}", self.addr))
+        })?;
         let addr = listener.local_addr()?;
         let config = Arc::new(self.function);
         let hub = Arc::new(telemetry::TelemetryHub::default());
@@ -210,6 +218,30 @@ impl EmulatorBuilder {
             server,
         })
     }
+}
+
+/// Refuses, at startup rather than at the first invoke, a function file Lambda could not
+/// start: one without an execute bit, or one that is neither an ELF binary nor a script.
+fn check_launchable(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let invalid = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("function executable {} {why}", path.display()),
+        )
+    };
+    if std::fs::metadata(path)?.permissions().mode() & 0o111 == 0 {
+        return Err(invalid("is not executable (chmod +x it)"));
+    }
+    let mut magic = [0u8; 4];
+    let n = std::fs::File::open(path)?.read(&mut magic)?;
+    if !(magic[..n].starts_with(b"\x7fELF") || magic[..n].starts_with(b"#!")) {
+        return Err(invalid(
+            "is neither an ELF binary nor a script (#!): build it for Linux, or point --function at the binary cargo built",
+        ));
+    }
+    Ok(())
 }
 
 /// A running emulator. Dropping it stops the server and kills the function process.

@@ -41,7 +41,7 @@ pub(crate) async fn handle(
 ) -> Result<Reply, Dropped> {
     if route == RuntimeRoute::Next {
         let plan = faults.plan(Kind::Next);
-        tokio::time::sleep(plan.delay).await;
+        delay(plan.delay).await;
         if plan.drop {
             return Err(Dropped);
         }
@@ -55,7 +55,7 @@ pub(crate) async fn handle(
     // Answers to results: the result has reached the environment (the caller gets it);
     // only what the runtime hears is changed.
     let plan = faults.plan(Kind::Answer);
-    tokio::time::sleep(plan.delay).await;
+    delay(plan.delay).await;
     let reply = match plan.status {
         Some(status) => injected(status),
         None => reply,
@@ -259,6 +259,15 @@ fn render_event(event: &Event, plan: &Plan) -> Reply {
     r
 }
 
+/// Waits out an injected delay. No delay costs nothing: even a zero `sleep` waits for the
+/// next tick of tokio's millisecond timer, which would add about a millisecond to every
+/// answer.
+async fn delay(d: std::time::Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
+    }
+}
+
 /// The answer an injected status gives, with the body Lambda sends with it.
 fn injected(status: u16) -> Reply {
     let body = match status {
@@ -291,4 +300,22 @@ fn stopped() -> Reply {
         StatusCode::INTERNAL_SERVER_ERROR,
         ApiErrorBody::new("InternalServerError", "The environment has stopped"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+
+    /// Without an injected delay, answers wait for nothing: not even a timer tick, which
+    /// would add a millisecond to every Runtime API answer.
+    #[tokio::test]
+    async fn no_delay_is_ready_at_once() {
+        let mut none = std::pin::pin!(delay(std::time::Duration::ZERO));
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        assert!(none.as_mut().poll(&mut cx).is_ready());
+        let mut some = std::pin::pin!(delay(std::time::Duration::from_millis(50)));
+        assert!(some.as_mut().poll(&mut cx).is_pending());
+    }
 }

@@ -134,3 +134,50 @@ async fn ctrl_c_shuts_the_environment_down_as_lambda_does() {
         cli.lines()
     );
 }
+
+/// A port that is taken is a clear startup error naming the port and the way out.
+#[tokio::test]
+async fn a_port_in_use_says_which_and_how_to_pick_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = Command::new(binary("ironlambda-emulator"))
+        .args(["--function"])
+        .arg(binary("hello"))
+        .args(["--port", &port])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("--port 0"), "{stderr}");
+}
+
+/// A function file Lambda could not start is refused when the emulator starts, with the
+/// reason, instead of failing the first invoke.
+#[tokio::test]
+async fn a_function_that_cannot_run_is_refused_at_startup() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ironlambda_integration_tests::Scratch::new("unlaunchable");
+    let not_executable = dir.path().join("bootstrap-a");
+    std::fs::copy(binary("hello"), &not_executable).unwrap();
+    std::fs::set_permissions(&not_executable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let not_a_program = dir.path().join("bootstrap-b");
+    std::fs::write(&not_a_program, "just text").unwrap();
+    std::fs::set_permissions(&not_a_program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (path, reason) in [
+        (&not_executable, "is not executable"),
+        (&not_a_program, "neither an ELF binary nor a script"),
+    ] {
+        let out = Command::new(binary("ironlambda-emulator"))
+            .arg("--function")
+            .arg(path)
+            .args(["--port", "0"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{stderr}");
+    }
+}
