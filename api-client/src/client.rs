@@ -92,6 +92,19 @@ fn transport(
     })
 }
 
+/// A reply as the caller gets it: success, or the typed error its status means.
+fn answer(head: Head, body: Bytes) -> Result<ApiResponse, ApiError> {
+    if head.status.is_success() {
+        Ok(ApiResponse {
+            status: head.status,
+            body,
+            head: head.raw,
+        })
+    } else {
+        Err(ApiError::from_status(head.status, &body))
+    }
+}
+
 fn ended_early() -> ApiError {
     transport(
         "reading the Lambda API reply",
@@ -422,15 +435,7 @@ impl Client {
         if !head.keep_alive {
             self.close();
         }
-        if head.status.is_success() {
-            Ok(ApiResponse {
-                status: head.status,
-                body,
-                head: head.raw,
-            })
-        } else {
-            Err(ApiError::from_status(head.status, &body))
-        }
+        answer(head, body)
     }
 
     /// After a write failed on a connection that owed nothing else: the server may have
@@ -448,15 +453,7 @@ impl Client {
         self.queued = 0;
         self.unsent.clear();
         self.out.clear();
-        Some(if head.status.is_success() {
-            Ok(ApiResponse {
-                status: head.status,
-                body,
-                head: head.raw,
-            })
-        } else {
-            Err(ApiError::from_status(head.status, &body))
-        })
+        Some(answer(head, body))
     }
 
     /// The reply just received did not answer its request (a broken server sent one reply

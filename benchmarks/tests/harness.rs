@@ -3,8 +3,9 @@
 
 use std::process::Command;
 
-#[test]
-fn a_quick_run_measures_every_subject() {
+/// Runs `bench --quick --only CASE` on the debug examples and returns the cells of the row
+/// that starts with `row`.
+fn quick_row(case: &str, row: &str) -> Vec<String> {
     let exe = std::env::current_exe().unwrap();
     let examples = exe
         .parent()
@@ -12,7 +13,7 @@ fn a_quick_run_measures_every_subject() {
         .unwrap()
         .join("examples");
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["--quick", "--only", "tiny", "--examples"])
+        .args(["--quick", "--only", case, "--examples"])
         .arg(&examples)
         .output()
         .unwrap();
@@ -22,43 +23,31 @@ fn a_quick_run_measures_every_subject() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let row = stdout
+    let line = stdout
         .lines()
-        .find(|l| l.starts_with("| tiny event | invocations/s |"))
-        .unwrap_or_else(|| panic!("no throughput row:\n{stdout}"));
+        .find(|l| l.starts_with(row))
+        .unwrap_or_else(|| panic!("no row {row:?}:\n{stdout}"));
+    line.split('|').map(|c| c.trim().to_owned()).collect()
+}
+
+#[test]
+fn a_quick_run_measures_every_subject() {
+    let cells = quick_row("tiny", "| tiny event | invocations/s |");
     // ironlambda, reference, ratio and floor all measured.
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
     for cell in &cells[3..7] {
-        assert!(!cell.is_empty() && *cell != "—", "{row}");
+        assert!(!cell.is_empty() && cell != "—", "{cells:?}");
     }
 }
 
 #[test]
 fn a_quick_stream_run_measures_time_to_first_byte_for_both_runtimes() {
-    let exe = std::env::current_exe().unwrap();
-    let examples = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("examples");
-    let out = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["--quick", "--only", "stream, one", "--examples"])
-        .arg(&examples)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let cells = quick_row(
+        "stream, one",
+        "| stream, one small chunk | time to first byte µs |",
     );
-    let row = stdout
-        .lines()
-        .find(|l| l.starts_with("| stream, one small chunk | time to first byte µs |"))
-        .unwrap_or_else(|| panic!("no time-to-first-byte row:\n{stdout}"));
-    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    // ironlambda, reference and the ratio measured (streaming has no floor).
     for cell in &cells[3..6] {
-        assert!(!cell.is_empty() && *cell != "—", "{row}");
+        assert!(!cell.is_empty() && cell != "—", "{cells:?}");
     }
 }
 

@@ -9,7 +9,11 @@
 //! use ironlambda_emulator::Emulator;
 //!
 //! # async fn demo() -> std::io::Result<()> {
-//! let emulator = Emulator::builder("target/debug/hello")
+//! // In an integration test of the crate whose binary `hello` is the function, cargo
+//! // says where it built it (never assume target/):
+//! // let hello = env!("CARGO_BIN_EXE_hello");
+//! # let hello = "target/debug/hello";
+//! let emulator = Emulator::builder(hello)
 //!     .timeout(Duration::from_secs(5))
 //!     .start()
 //!     .await?;

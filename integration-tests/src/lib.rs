@@ -209,15 +209,20 @@ pub async fn start_cli_with(
     }
 }
 
-/// The peak resident memory (`VmHWM`) of process `pid`, in KiB.
-pub fn peak_rss_kib(pid: u32) -> u64 {
+/// A size field (`VmHWM`, `VmRSS`…) of `/proc/<pid>/status`, in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"));
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The peak resident memory (`VmHWM`) of process `pid`, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM")
 }
 
 /// The pids of the direct children of process `parent`.

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use ironlambda_emulator::{Faults, invoke_request, send};
-use ironlambda_integration_tests::{PATIENCE, binary, children_of, emulator, start_cli};
+use ironlambda_integration_tests::{
+    PATIENCE, binary, children_of, emulator, start_cli, status_kib,
+};
 use serde_json::{Value, json};
 
 fn echo(value: &str) -> String {
@@ -117,18 +119,6 @@ async fn slow_answers_and_closed_connections_are_served() {
     emu.shutdown().await;
 }
 
-/// Resident memory of `pid` now (`VmRSS`), in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A seeded soak: invocations from 4 callers against random faults on the Runtime API
 /// (300 in `make test`; `IRONLAMBDA_SOAK=10000` for the long run). Every invocation is
 /// answered with its own value (or, for a truncated event, with `Runtime.InvalidEvent`),
@@ -187,7 +177,10 @@ async fn a_seeded_soak_of_random_faults_loses_nothing() {
         let function_pid = children_of(emulator_pid).into_iter().find(|pid| {
             std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == function)
         });
-        rss.push((rss_kib(emulator_pid), function_pid.map_or(0, rss_kib)));
+        rss.push((
+            status_kib(emulator_pid, "VmRSS"),
+            function_pid.map_or(0, |pid| status_kib(pid, "VmRSS")),
+        ));
     }
     let sent = total / 4 / callers * callers * 4;
     assert_eq!(
