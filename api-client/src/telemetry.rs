@@ -91,7 +91,10 @@ pub enum Destination {
 }
 
 /// Hosts a destination may name: the sandbox's own names, and loopback for local runs.
-const SANDBOX_HOSTS: [&str; 4] = ["sandbox.localdomain", "sandbox", "127.0.0.1", "localhost"];
+/// The names an HTTP destination may use (edge-cases C5): Lambda delivers only inside the
+/// sandbox, to `sandbox.localdomain` (or `sandbox`); the emulator delivers those to
+/// 127.0.0.1. A loopback address or any other host is refused, as Lambda refuses it.
+const SANDBOX_HOSTS: [&str; 2] = ["sandbox.localdomain", "sandbox"];
 
 impl Destination {
     /// The port and path an HTTP destination names, if it is inside the sandbox.
@@ -110,7 +113,7 @@ impl Destination {
             .ok_or_else(|| format!("destination URI {uri:?} must name a port"))?;
         if !SANDBOX_HOSTS.contains(&host) {
             return Err(format!(
-                "destination host {host:?} must be sandbox.localdomain"
+                "destination host {host:?} must be sandbox.localdomain (or sandbox): Lambda delivers only inside the sandbox"
             ));
         }
         let port = port
@@ -378,6 +381,14 @@ mod tests {
             (json!({"buffering": {"timeoutMs": 24}}), "timeoutMs"),
             (
                 json!({"destination": {"protocol": "HTTP", "URI": "http://example.com:80/"}}),
+                "sandbox.localdomain",
+            ),
+            (
+                json!({"destination": {"protocol": "HTTP", "URI": "http://127.0.0.1:4243/"}}),
+                "sandbox.localdomain",
+            ),
+            (
+                json!({"destination": {"protocol": "HTTP", "URI": "http://localhost:4243/"}}),
                 "sandbox.localdomain",
             ),
             (

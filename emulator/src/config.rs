@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The file whose presence beside the extensions directory turns extensions off (what
+/// Lambda looks for at `/opt/disable-extensions-jwigqn8j`).
+pub const EXTENSIONS_DISABLED_MARKER: &str = "disable-extensions-jwigqn8j";
+
 /// The function an emulator runs and the limits it runs it under.
 #[derive(Debug, Clone)]
 pub struct FunctionConfig {
@@ -24,6 +28,11 @@ pub struct FunctionConfig {
     pub region: String,
     /// A directory whose files are launched as external extensions, like `/opt/extensions`.
     pub extensions_dir: Option<PathBuf>,
+    /// A layer turned extensions off: the marker file [`EXTENSIONS_DISABLED_MARKER`] sits
+    /// beside the extensions directory (as `/opt/disable-extensions-jwigqn8j` beside
+    /// `/opt/extensions`). None is launched, and the Extensions, Telemetry and Logs APIs
+    /// answer 404 (edge-cases B15).
+    pub extensions_disabled: bool,
 }
 
 impl FunctionConfig {
@@ -46,6 +55,7 @@ impl FunctionConfig {
             eager_init: false,
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned()),
             extensions_dir: None,
+            extensions_disabled: false,
         }
     }
 

@@ -289,6 +289,13 @@ impl Environment {
         let Some(dir) = self.config.extensions_dir.clone() else {
             return Ok(());
         };
+        if self.config.extensions_disabled {
+            self.logs.line(format!(
+                "ironlambda-emulator: extensions are disabled ({} exists): none is launched",
+                crate::config::EXTENSIONS_DISABLED_MARKER
+            ));
+            return Ok(());
+        }
         let found = discover(&dir)
             .map_err(|e| format!("cannot read extensions directory {}: {e}", dir.display()))?;
         if found.len() > crate::extensions::MAX_EXTENSIONS {

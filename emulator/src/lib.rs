@@ -65,7 +65,7 @@ use tokio::task::JoinHandle;
 pub use client::{
     EventStream, InvokeResponse, invoke_request, invoke_stream_request, send, send_streaming,
 };
-pub use config::FunctionConfig;
+pub use config::{EXTENSIONS_DISABLED_MARKER, FunctionConfig};
 pub use faults::{FaultSpecError, Faults};
 pub use logs::Logs;
 
@@ -175,6 +175,9 @@ impl EmulatorBuilder {
                     format!("extensions directory {} is not a directory", dir.display()),
                 ));
             }
+            f.extensions_disabled = dir
+                .parent()
+                .is_some_and(|opt| opt.join(config::EXTENSIONS_DISABLED_MARKER).exists());
             f.extensions_dir = Some(dir);
         }
         let listener = TcpListener::bind(self.addr).await.map_err(|e| {

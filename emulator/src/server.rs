@@ -87,6 +87,14 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Result<Reply, runtime
         return runtime_api::handle(route, req, &shared.calls, &shared.faults).await;
     }
     if let Some(route) = ExtensionRoute::parse(&path) {
+        if shared.config.extensions_disabled {
+            // edge-cases B15: with extensions disabled, their APIs do not exist.
+            return Ok(json(
+                StatusCode::NOT_FOUND,
+                ApiErrorBody::new("NotFound", "Extensions are disabled in this environment")
+                    .to_json(),
+            ));
+        }
         return Ok(extensions_api::handle(route, req, &shared.calls).await);
     }
     if path == "/2018-06-01/ping" {

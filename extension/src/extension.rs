@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use ironlambda_api_client::panic::{CatchUnwind, panic_message};
 use ironlambda_api_client::{
-    Client, Endpoint, Error, EventType, ExtensionApi, ExtensionEvent, ExtensionId, InvokeEvent,
-    POLL_ATTEMPTS, RegisterResponse, ShutdownEvent, extension_headers,
+    ApiError, Client, Endpoint, Error, EventType, ExtensionApi, ExtensionEvent, ExtensionId,
+    InvokeEvent, POLL_ATTEMPTS, RegisterResponse, ShutdownEvent, extension_headers,
 };
 
 use crate::telemetry::{Drain, Telemetry, TelemetryConfig};
@@ -166,10 +166,14 @@ impl Extension {
         let request = api
             .register(&name, &events, false)
             .map_err(|e| Error::from(e).with_error_type("Extension.InvalidName"))?;
-        let reply = client
-            .send(request)
-            .await
-            .map_err(|e| Error::from(e).with_error_type("Extension.RegistrationFailed"))?;
+        let reply = client.send(request).await.map_err(|e| match e {
+            // edge-cases B15: a layer turned extensions off; the API is not there.
+            ApiError::NotFound(_) => Error::new(
+                EXTENSIONS_DISABLED,
+                "the Extensions API is not available: extensions are disabled in this environment",
+            ),
+            e => Error::from(e).with_error_type("Extension.RegistrationFailed"),
+        })?;
         let id = reply
             .header(extension_headers::IDENTIFIER)
             .and_then(|v| ExtensionId::new(v).ok())
@@ -291,6 +295,10 @@ impl Registered {
         }
     }
 }
+
+/// The error type of a registration refused because extensions are disabled (the
+/// Extensions API answered 404).
+pub const EXTENSIONS_DISABLED: &str = "Extension.Disabled";
 
 /// What an extension keeps of the shutdown budget for exiting.
 const EXIT_MARGIN: Duration = Duration::from_millis(100);

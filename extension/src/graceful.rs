@@ -78,10 +78,26 @@ impl GracefulShutdown {
         // Listen before registering, so a signal that comes right after is not missed.
         let signals = Signals::new([SIGTERM, SIGINT])
             .map_err(|e| Error::from(e).with_error_type("Extension.SignalHandlerFailed"))?;
-        Extension::new()
+        match Extension::new()
             .with_name(EXTENSION_NAME)
             .spawn_internal()
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            // No extension can register, so Lambda will not send SIGTERM: the function
+            // still runs, without its cleanup.
+            Err(e) if e.error_type() == crate::extension::EXTENSIONS_DISABLED => {
+                let message = "graceful shutdown is off: extensions are disabled here, so Lambda sends no SIGTERM and the hooks will not run";
+                // Usually installed before the runtime sets up logging: say it anyway.
+                if tracing::dispatcher::has_been_set() {
+                    tracing::warn!("{message}");
+                } else {
+                    eprintln!("WARN {message}");
+                }
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
         tokio::spawn(async move {
             let signal = next_signal(signals).await;
             tracing::info!(

@@ -46,7 +46,7 @@ pub mod fuzzing {
 mod graceful;
 mod telemetry;
 
-pub use extension::Extension;
+pub use extension::{EXTENSIONS_DISABLED, Extension};
 pub use graceful::{DEFAULT_BUDGET, EXTENSION_NAME, GracefulShutdown};
 pub use ironlambda_api_client::telemetry::{
     Buffering, TelemetryEvent, TelemetryRecord, TelemetryType,

@@ -524,3 +524,49 @@ async fn a_telemetry_only_extension_gets_its_last_batch_at_shutdown() {
         logs.lines()
     );
 }
+
+/// A layer that ships the marker `disable-extensions-jwigqn8j` beside the extensions
+/// directory turns extensions off (edge-cases B15): none is launched, their APIs answer
+/// 404, and a function that installs graceful shutdown still starts and serves.
+#[tokio::test]
+async fn b15_extensions_disabled_by_the_marker_file() {
+    let opt = Scratch::new("opt");
+    let extensions = opt.path().join("extensions");
+    std::fs::create_dir(&extensions).unwrap();
+    std::os::unix::fs::symlink(
+        ironlambda_integration_tests::binary("test-extension"),
+        extensions.join("test-extension"),
+    )
+    .unwrap();
+    std::fs::write(
+        opt.path()
+            .join(ironlambda_emulator::EXTENSIONS_DISABLED_MARKER),
+        "",
+    )
+    .unwrap();
+    let emu = emulator("graceful")
+        .extensions_dir(&extensions)
+        .start()
+        .await
+        .unwrap();
+    let r = emu.invoke(r#"{"item":"tea"}"#).await.unwrap();
+    assert_eq!(r.function_error(), None, "{}", r.text());
+    let endpoint = ironlambda_api_client::Endpoint::parse(&emu.addr().to_string()).unwrap();
+    let api = ironlambda_api_client::ExtensionApi::new(endpoint.clone());
+    let mut client = ironlambda_api_client::Client::new(&endpoint);
+    let refused = client
+        .send(api.register("late", &[], false).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.status(), Some(StatusCode::NOT_FOUND));
+    let lines = emu.logs().lines();
+    assert!(
+        !lines.iter().any(|l| l.starts_with("[test-extension]")),
+        "an extension ran: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("graceful shutdown is off")),
+        "{lines:#?}"
+    );
+    emu.shutdown().await;
+}
