@@ -107,7 +107,7 @@ pub(crate) struct Drain {
 
 /// How long the listener must have been quiet, with every batch handled, before the
 /// deliveries count as over.
-const DRAIN_QUIET: Duration = Duration::from_millis(250);
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
 /// How often a drain looks.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 
