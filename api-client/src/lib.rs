@@ -52,5 +52,5 @@ pub use extension_api::{
 pub use request_id::{InvalidRequestId, MAX_REQUEST_ID_LEN, validate_request_id};
 pub use runtime_api::{
     Body, INIT_ERROR_PATH, MAX_ERROR_TYPE_LEN, NEXT_PATH, NextHeaders, RuntimeApi, RuntimeRoute,
-    VERSION_PREFIX, sanitize_error_type, stream_error_trailers,
+    VERSION_PREFIX, read_stream_error_trailers, sanitize_error_type, stream_error_trailers,
 };

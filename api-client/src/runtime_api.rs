@@ -89,6 +89,24 @@ pub fn stream_error_trailers(
     ]
 }
 
+/// Reads the error trailers of a streamed response (protocol.md §1.3): the error type, and
+/// the error JSON decoded from its standard base64. A body that is not valid base64
+/// leaves the details empty (edge-cases A17). `None` when no error type was sent.
+pub fn read_stream_error_trailers(
+    error_type: Option<&str>,
+    error_body: Option<&str>,
+) -> Option<(String, Option<Bytes>)> {
+    use base64::Engine;
+    let error_type = error_type?.to_owned();
+    let body = error_body.and_then(|b| {
+        base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()
+            .map(Bytes::from)
+    });
+    Some((error_type, body))
+}
+
 /// Makes an error type safe for a header (edge-cases A20): visible ASCII only, at most
 /// [`MAX_ERROR_TYPE_LEN`] bytes; anything else is replaced so the header is always sent.
 pub fn sanitize_error_type(error_type: &str) -> HeaderValue {
@@ -348,6 +366,23 @@ mod tests {
             None
         );
         assert_eq!(RuntimeRoute::parse("/2020-01-01/extension/register"), None);
+    }
+
+    #[test]
+    fn stream_error_trailers_read_back() {
+        let json = br#"{"errorType":"Function.Cut","errorMessage":"m"}"#;
+        let written = stream_error_trailers("Function.Cut", json);
+        let read =
+            read_stream_error_trailers(written[0].1.to_str().ok(), written[1].1.to_str().ok());
+        assert_eq!(
+            read,
+            Some(("Function.Cut".to_owned(), Some(Bytes::from_static(json))))
+        );
+        assert_eq!(
+            read_stream_error_trailers(Some("T"), Some("not base64!")),
+            Some(("T".to_owned(), None))
+        );
+        assert_eq!(read_stream_error_trailers(None, Some("e30=")), None);
     }
 
     #[test]

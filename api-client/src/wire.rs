@@ -76,6 +76,12 @@ pub fn invalid_state_transition(from: &str, to: &str) -> ApiErrorBody {
     )
 }
 
+/// The 410 reply to a result that came after its invocation timed out (Managed
+/// Instances, edge-cases A13).
+pub fn invoke_timeout() -> ApiErrorBody {
+    ApiErrorBody::new("InvokeTimeout", "Invoke timeout")
+}
+
 /// The 413 reply to a `/response` over [`MAX_RESPONSE_PAYLOAD`].
 pub fn request_entity_too_large() -> ApiErrorBody {
     ApiErrorBody::new(

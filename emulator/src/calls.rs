@@ -123,6 +123,13 @@ pub(crate) fn error_json(error_type: &str, message: String) -> Bytes {
     Bytes::from(serde_json::to_vec(&e).unwrap_or_default())
 }
 
+/// The `errorType` of an error JSON body, when it is one.
+pub(crate) fn error_type_of(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorRequest>(body)
+        .ok()
+        .map(|e| e.error_type)
+}
+
 /// The event a runtime `/next` call receives.
 #[derive(Debug)]
 pub(crate) struct Event {

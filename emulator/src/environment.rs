@@ -36,8 +36,8 @@ use tokio::time::sleep_until;
 
 use crate::calls::{
     Call, ErrorPhase, Event, ExtensionCall, Invocation, InvokeResult, PostedBody, Refusal,
-    Registration, Reply, ResponseStream, RuntimeCall, StreamEnd, StreamedBody, error_json, refuse,
-    truncated,
+    Registration, Reply, ResponseStream, RuntimeCall, StreamEnd, StreamedBody, error_json,
+    error_type_of, refuse, truncated,
 };
 use crate::config::FunctionConfig;
 use crate::extensions::{Extensions, External, Window, discover};
@@ -694,9 +694,10 @@ impl Environment {
             ),
         };
         let outcome = match (&refusal, &result, reported_type) {
-            (Some(_), InvokeResult::FunctionError { body, .. }, _) => {
-                Some(("failure", error_type_of(body)))
-            }
+            (Some(_), InvokeResult::FunctionError { body, .. }, _) => Some((
+                "failure",
+                error_type_of(body).unwrap_or_else(|| "Runtime.Unknown".to_owned()),
+            )),
             (None, _, Some(error_type)) => Some(("error", error_type)),
             _ => None,
         };
@@ -1280,13 +1281,6 @@ impl Environment {
         self.telemetry
             .publish(TelemetryType::Platform, TelemetryEvent::now(kind, record));
     }
-}
-
-/// The `errorType` of an error JSON body, or `Runtime.Unknown`.
-fn error_type_of(body: &[u8]) -> String {
-    serde_json::from_slice::<ErrorRequest>(body)
-        .map(|e| e.error_type)
-        .unwrap_or_else(|_| "Runtime.Unknown".to_owned())
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

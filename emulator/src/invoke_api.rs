@@ -29,7 +29,9 @@ use ironlambda_api_client::wire::{
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd};
+use crate::calls::{
+    Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd, error_type_of,
+};
 use crate::eventstream::{self, InvokeComplete};
 use crate::function_name::{self, FunctionRef};
 use crate::http_util::{Reply, json as json_reply, read_limited};
@@ -358,9 +360,7 @@ fn event_stream_reply(result: InvokeResult, tail: Option<(Logs, String, Duration
             ready_stream(Some(body), content_type, StreamEnd::Complete)
         }
         InvokeResult::FunctionError { body, .. } => {
-            let error_type = serde_json::from_slice::<ErrorRequest>(&body)
-                .map(|e| e.error_type)
-                .unwrap_or_else(|_| "Unhandled".to_owned());
+            let error_type = error_type_of(&body).unwrap_or_else(|| "Unhandled".to_owned());
             ready_stream(None, None, StreamEnd::Failed { error_type, body })
         }
     };

@@ -10,9 +10,8 @@
 //!
 //! # async fn demo() -> std::io::Result<()> {
 //! // In an integration test of the crate whose binary `hello` is the function, cargo
-//! // says where it built it (never assume target/):
-//! // let hello = env!("CARGO_BIN_EXE_hello");
-//! # let hello = "target/debug/hello";
+//! // says where it built it: `env!("CARGO_BIN_EXE_hello")`.
+//! # let hello = std::env::var_os("HELLO").unwrap_or_default();
 //! let emulator = Emulator::builder(hello)
 //!     .timeout(Duration::from_secs(5))
 //!     .start()

@@ -3,17 +3,16 @@
 //! `RequestEntityTooLarge` (protocol.md §1). The decisions are the environment's; this
 //! module only translates between HTTP and its messages.
 
-use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use ironlambda_api_client::RuntimeRoute;
 use ironlambda_api_client::headers;
 use ironlambda_api_client::wire::{
     ApiErrorBody, MAX_RESPONSE_PAYLOAD, MAX_STREAMED_RESPONSE, STATUS_OK_BODY, invalid_request_id,
-    invalid_state_transition, request_entity_too_large,
+    invalid_state_transition, invoke_timeout, request_entity_too_large,
 };
+use ironlambda_api_client::{RuntimeRoute, read_stream_error_trailers};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::calls::{Call, Event, Refusal, RuntimeCall, StreamedBody};
@@ -209,14 +208,11 @@ async fn pump(mut body: Incoming, feed: mpsc::Sender<Bytes>) -> StreamedBody {
             Err(frame) => frame,
         };
         if let Ok(trailers) = frame.into_trailers() {
-            if let Some(error_type) = text(&trailers, headers::FUNCTION_ERROR_TYPE) {
-                // A body that is not valid base64 leaves the details empty (edge-cases A17).
-                let body = text(&trailers, headers::FUNCTION_ERROR_BODY).and_then(|b| {
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b.trim())
-                        .ok()
-                        .map(Bytes::from)
-                });
+            let read = read_stream_error_trailers(
+                text(&trailers, headers::FUNCTION_ERROR_TYPE).as_deref(),
+                text(&trailers, headers::FUNCTION_ERROR_BODY).as_deref(),
+            );
+            if let Some((error_type, body)) = read {
                 return StreamedBody::ErrorTrailers { error_type, body };
             }
         }
@@ -273,7 +269,7 @@ fn injected(status: u16) -> Reply {
     let body = match status {
         400 => invalid_request_id(),
         403 => invalid_state_transition("Running", "Ready"),
-        410 => ApiErrorBody::new("InvokeTimeout", "Invoke timeout"),
+        410 => invoke_timeout(),
         413 => request_entity_too_large(),
         _ => ApiErrorBody::new("InternalServerError", "Injected fault"),
     };
