@@ -147,7 +147,7 @@ impl<H: Handler> InvocationLoop<H> {
             Ok(Err(e)) => return Outcome::Failure(e),
             Err(payload) => return Outcome::Failure(panicked(&*payload)),
         };
-        self.response_buf.expect(body.len());
+        self.response_buf.reserve_for(body.len());
         drop(body);
         let trace = ctx.xray_trace_id.clone();
         let call = std::pin::pin!(xray::with_trace_id(trace, self.handler.call(event, ctx)));

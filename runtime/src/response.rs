@@ -112,7 +112,7 @@ impl ResponseBuffer {
 
     /// Room for `n` bytes is made before the next body is written (responses are often
     /// about as large as their events; capacity never written costs nothing).
-    pub(crate) fn expect(&mut self, n: usize) {
+    pub(crate) fn reserve_for(&mut self, n: usize) {
         self.size_hint = n;
     }
 
