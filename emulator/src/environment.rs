@@ -54,6 +54,10 @@ struct Init {
     started: Instant,
     deadline: Instant,
     job: Option<Invocation>,
+    /// A suppressed init (protocol.md §3.1): the retry of a failed or overrun init inside
+    /// the invoke that was waiting for it, bounded by that invoke's timeout. `START` was
+    /// already written, and the invoke's clock started with this init.
+    suppressed: bool,
     /// What the runtime posted to `/init/error`, served to the waiting invoke.
     error: Option<(Bytes, Option<HeaderValue>)>,
     runtime_launched: bool,
@@ -105,6 +109,8 @@ enum Stage {
 
 struct Shutdown {
     reason: ShutdownReason,
+    /// An invoke whose init failed: once everything is down, init runs again inside it.
+    retry: Option<Invocation>,
     /// End of the shutdown budget.
     deadline: Instant,
     deadline_ms: u64,
@@ -263,16 +269,40 @@ impl Environment {
     // ----- init -------------------------------------------------------------------------
 
     fn begin_init(&mut self, job: Option<Invocation>) {
+        self.start_init(job, false);
+    }
+
+    /// The retry of a failed init inside the invoke `job` (edge-cases D8): `START` first,
+    /// then init again, against the invoke's timeout instead of the init limit.
+    fn begin_suppressed_init(&mut self, job: Invocation) {
+        self.logs.line(format!(
+            "START RequestId: {} Version: $LATEST",
+            job.request_id
+        ));
+        self.start_init(Some(job), true);
+    }
+
+    fn start_init(&mut self, job: Option<Invocation>, suppressed: bool) {
         self.generation += 1;
+        self.extensions = Extensions::default();
         self.peak_mb = 0;
         self.logs
             .line("INIT_START Runtime Version: provided:al2023 (ironlambda-emulator)");
-        self.publish_platform("platform.initStart", to_json(&self.init_record(None, None)));
+        self.publish_platform(
+            "platform.initStart",
+            to_json(&self.init_record(suppressed, None, None)),
+        );
         let now = Instant::now();
+        let limit = if suppressed {
+            self.config.timeout
+        } else {
+            self.config.init_timeout
+        };
         self.phase = Phase::Init(Init {
             started: now,
-            deadline: now + self.config.init_timeout,
+            deadline: now + limit,
             job,
+            suppressed,
             error: None,
             runtime_launched: false,
             runtime_ready: false,
@@ -369,21 +399,25 @@ impl Environment {
         let took = init.started.elapsed();
         self.publish_platform(
             "platform.initRuntimeDone",
-            to_json(&self.init_record(Some("success"), None)),
+            to_json(&self.init_record(init.suppressed, Some("success"), None)),
         );
-        let mut report = self.init_record(Some("success"), None);
+        let mut report = self.init_record(init.suppressed, Some("success"), None);
         report.metrics = Some(DurationMetrics {
             duration_ms: ms(took),
         });
         self.publish_platform("platform.initReport", to_json(&report));
         match init.job {
-            Some(job) => self.start_invoke(job, Some(took)),
+            // The suppressed init was part of the invoke: its clock and START stand.
+            Some(job) if init.suppressed => self.start_invoke(job, Some(init.started), None),
+            Some(job) => self.start_invoke(job, None, Some(took)),
             None => self.unreported_init = Some(took),
         }
     }
 
-    /// Init failed: the waiting invoke gets `message` under `error_type` (or the runtime's
-    /// own `/init/error` body), and the environment resets.
+    /// Init failed. A waiting invoke gets a second init of its own, inside the invoke
+    /// (protocol.md §3.1, edge-cases D8); when that one fails too, the invoke gets `message`
+    /// under `error_type` (or the runtime's own `/init/error` body). Either way the
+    /// environment resets.
     fn init_failed(&mut self, error_type: &str, message: String) {
         let status = if error_type == "Sandbox.Timedout" {
             "timeout"
@@ -399,37 +433,59 @@ impl Environment {
         } else {
             error_type
         };
+        let took = init.started.elapsed();
+        let phase = if init.suppressed { "invoke" } else { "init" };
         let mut line = format!(
-            "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: {status}",
-            ms(init.started.elapsed())
+            "INIT_REPORT Init Duration: {:.2} ms\tPhase: {phase}\tStatus: {status}",
+            ms(took)
         );
         if status == "error" {
             line.push_str(&format!("\tError Type: {reported_type}"));
         }
         self.logs.line(line);
-        let mut report = self.init_record(Some(status), Some(reported_type));
+        let mut report = self.init_record(init.suppressed, Some(status), Some(reported_type));
         report.metrics = Some(DurationMetrics {
-            duration_ms: ms(init.started.elapsed()),
+            duration_ms: ms(took),
         });
         self.publish_platform("platform.initReport", to_json(&report));
-        if let Some(job) = init.job {
-            let result = match init.error {
-                Some((body, content_type)) => InvokeResult::FunctionError { body, content_type },
-                None => {
-                    let message = format!("RequestId: {} Error: {message}", job.request_id);
-                    self.logs.line(format!("{message}\n{error_type}"));
-                    InvokeResult::platform_error(error_type, message)
-                }
-            };
-            answer(job.reply, result);
-        }
+        let retry = match init.job {
+            Some(job) if !init.suppressed => Some(job),
+            Some(job) => {
+                let result = match init.error {
+                    Some((body, content_type)) => {
+                        InvokeResult::FunctionError { body, content_type }
+                    }
+                    None => {
+                        let message = format!("RequestId: {} Error: {message}", job.request_id);
+                        self.logs.line(format!("{message}\n{error_type}"));
+                        InvokeResult::platform_error(error_type, message)
+                    }
+                };
+                answer(job.reply, result);
+                let shown = (status == "error").then_some(reported_type);
+                self.report(&job.request_id, init.started, None, status, shown);
+                None
+            }
+            None => None,
+        };
         self.begin_shutdown(ShutdownReason::Failure);
+        if let Phase::Shutdown(s) = &mut self.phase {
+            s.retry = retry;
+        } else if let Some(job) = retry {
+            // Nothing was running: the retry can begin at once.
+            self.begin_suppressed_init(job);
+        }
     }
 
-    fn init_record(&self, status: Option<&str>, error_type: Option<&str>) -> InitRecord {
+    fn init_record(
+        &self,
+        suppressed: bool,
+        status: Option<&str>,
+        error_type: Option<&str>,
+    ) -> InitRecord {
         InitRecord {
             initialization_type: "on-demand".into(),
-            phase: "init".into(),
+            phase: if suppressed { "invoke" } else { "init" }.into(),
             status: status.map(str::to_owned),
             error_type: error_type.map(str::to_owned),
             metrics: None,
@@ -443,26 +499,35 @@ impl Environment {
             Phase::Down => self.begin_init(Some(job)),
             _ => {
                 let init = self.unreported_init.take();
-                self.start_invoke(job, init);
+                self.start_invoke(job, None, init);
             }
         }
     }
 
-    fn start_invoke(&mut self, job: Invocation, init_duration: Option<Duration>) {
-        let now = Instant::now();
+    /// Hands `job` to the runtime. `begun` is when a suppressed init began the invoke (its
+    /// `START` written then, its timeout counting from then).
+    fn start_invoke(
+        &mut self,
+        job: Invocation,
+        begun: Option<Instant>,
+        init_duration: Option<Duration>,
+    ) {
+        let now = begun.unwrap_or_else(Instant::now);
         let timeout = self.config.timeout;
         let event = Arc::new(Event {
             request_id: job.request_id,
-            deadline_ms: epoch_ms_after(timeout),
+            deadline_ms: epoch_ms_after(timeout.saturating_sub(now.elapsed())),
             invoked_function_arn: self.config.arn(),
             trace_id: job.trace_id,
             client_context: job.client_context,
             body: job.body,
         });
-        self.logs.line(format!(
-            "START RequestId: {} Version: $LATEST",
-            event.request_id
-        ));
+        if begun.is_none() {
+            self.logs.line(format!(
+                "START RequestId: {} Version: $LATEST",
+                event.request_id
+            ));
+        }
         let start = InvocationRecord {
             request_id: event.request_id.clone(),
             version: Some("$LATEST".into()),
@@ -520,8 +585,8 @@ impl Environment {
         self.sample_memory();
         // Reported before a waiting stop spins the environment down.
         match &inv.outcome {
-            Some((status, error_type)) => self.report(&inv, status, Some(error_type)),
-            None => self.report(&inv, "success", None),
+            Some((status, error_type)) => self.report_invoke(&inv, status, Some(error_type)),
+            None => self.report_invoke(&inv, "success", None),
         }
         self.spin_down_when_idle();
     }
@@ -1088,18 +1153,25 @@ impl Environment {
         if let Phase::Running(inv) | Phase::PostInvoke(inv) =
             std::mem::replace(&mut self.phase, Phase::Down)
         {
-            self.report(&inv, "error", Some(error_type));
+            self.report_invoke(&inv, "error", Some(error_type));
         }
         self.begin_shutdown(ShutdownReason::Failure);
     }
 
     fn on_deadline(&mut self) {
         match &mut self.phase {
-            Phase::Init(_) => {
-                let message = format!(
-                    "Init phase timed out after {:.2} seconds",
-                    self.config.init_timeout.as_secs_f64()
-                );
+            Phase::Init(init) => {
+                let message = if init.suppressed {
+                    format!(
+                        "Task timed out after {:.2} seconds",
+                        self.config.timeout.as_secs_f64()
+                    )
+                } else {
+                    format!(
+                        "Init phase timed out after {:.2} seconds",
+                        self.config.init_timeout.as_secs_f64()
+                    )
+                };
                 self.init_failed("Sandbox.Timedout", message);
             }
             Phase::Running(_) | Phase::PostInvoke(_) => {
@@ -1117,7 +1189,7 @@ impl Environment {
                 let message =
                     format!("RequestId: {id} Error: Task timed out after {secs:.2} seconds");
                 inv.fail_caller("Sandbox.Timedout", message);
-                self.report(&inv, "timeout", None);
+                self.report_invoke(&inv, "timeout", None);
                 self.begin_shutdown(ShutdownReason::Timeout);
             }
             Phase::Shutdown(_) => self.shutdown_tick(),
@@ -1160,6 +1232,7 @@ impl Environment {
         }
         self.phase = Phase::Shutdown(Shutdown {
             reason,
+            retry: None,
             deadline: now + budget,
             deadline_ms: epoch_ms_after(budget),
             stage: Stage::Runtime,
@@ -1188,10 +1261,14 @@ impl Environment {
             self.extensions.kill_externals_without_shutdown();
         }
         if self.runtime.is_none() && self.extensions.externals_exited() {
+            let retry = s.retry.take();
             self.telemetry.close();
             self.phase = Phase::Down;
-            self.extensions = Extensions::default();
+            self.extensions.retire();
             self.waiting.clear();
+            if let Some(job) = retry {
+                self.begin_suppressed_init(job);
+            }
         }
     }
 
@@ -1236,11 +1313,27 @@ impl Environment {
         }
     }
 
+    fn report_invoke(&self, inv: &Invoke, status: &str, error_type: Option<&str>) {
+        self.report(
+            &inv.event.request_id,
+            inv.started,
+            inv.init_duration,
+            status,
+            error_type,
+        );
+    }
+
     /// END and REPORT lines, as Lambda writes them, and the `platform.report` record.
-    fn report(&self, inv: &Invoke, status: &str, error_type: Option<&str>) {
-        let id = &inv.event.request_id;
-        let duration = ms(inv.started.elapsed());
-        let init = inv.init_duration.map(ms);
+    fn report(
+        &self,
+        id: &str,
+        started: Instant,
+        init_duration: Option<Duration>,
+        status: &str,
+        error_type: Option<&str>,
+    ) {
+        let duration = ms(started.elapsed());
+        let init = init_duration.map(ms);
         // provided.* runtimes are billed for init as well, per 1 ms.
         let billed = (duration + init.unwrap_or(0.0)).ceil().max(1.0) as u64;
         let mut line = format!(
@@ -1268,7 +1361,7 @@ impl Environment {
             metrics["initDurationMs"] = json!(init);
         }
         let record = InvocationRecord {
-            request_id: id.clone(),
+            request_id: id.to_owned(),
             status: Some(status.to_owned()),
             error_type: error_type.map(str::to_owned),
             metrics: Some(metrics),

@@ -27,7 +27,8 @@ pub(crate) struct Registered {
     queued: VecDeque<Bytes>,
     /// It called `/event/next` with nothing left to deliver: done with the current phase.
     pub(crate) done: bool,
-    /// It reported `init/error` or `exit/error`; later calls are refused.
+    /// It reported `init/error` or `exit/error`, or its environment shut down; later calls
+    /// are refused.
     pub(crate) failed: bool,
 }
 
@@ -184,7 +185,7 @@ impl Extensions {
             return Err(refuse(
                 StatusCode::FORBIDDEN,
                 "Extension.InvalidExtensionState",
-                "The extension reported an error and must exit",
+                "The extension reported an error, or its environment shut down: it must exit",
             ));
         }
         Ok(r)
@@ -195,6 +196,18 @@ impl Extensions {
     pub(crate) fn broadcast(&mut self, event: &Bytes, wants: impl Fn(&Registered) -> bool) {
         for r in self.registered.iter_mut().filter(|r| wants(r)) {
             r.send(event.clone());
+        }
+    }
+
+    /// The environment is down: its extension processes are gone, and a registration that
+    /// calls again (a process that outlived it, or a test playing one) is told it is in
+    /// the wrong state until the next init starts afresh.
+    pub(crate) fn retire(&mut self) {
+        self.external.clear();
+        for r in &mut self.registered {
+            r.failed = true;
+            r.waiting = None;
+            r.queued.clear();
         }
     }
 

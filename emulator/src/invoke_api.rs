@@ -190,6 +190,21 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
     };
     let trace_id =
         header_text(req.headers(), headers::AMZN_TRACE_ID).or_else(|| Some(new_trace_id()));
+    // A caller's own request id is honoured, as Lambda Managed Instances do (edge-cases
+    // D7), once it is safe to put in a Runtime API path.
+    let request_id = match header_text(req.headers(), headers::AMZN_REQUEST_ID) {
+        None => uuid::Uuid::new_v4().to_string(),
+        Some(id) => match ironlambda_api_client::validate_request_id(&id) {
+            Ok(()) => id,
+            Err(e) => {
+                return aws_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameterValueException",
+                    format!("X-Amzn-RequestId: {e}"),
+                );
+            }
+        },
+    };
     let limit = if asynchronous {
         MAX_ASYNC_INVOKE_PAYLOAD
     } else {
@@ -225,7 +240,6 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
         }
     }
 
-    let request_id = uuid::Uuid::new_v4().to_string();
     let (tx, rx) = oneshot::channel();
     let job = Invocation {
         request_id: request_id.clone(),

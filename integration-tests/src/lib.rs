@@ -1,6 +1,9 @@
 //! Helpers for the end-to-end tests: finding the built function binaries and starting an
 //! emulator around them.
 
+pub mod scripted;
+pub mod streams;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -259,4 +262,12 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: plain FFI call with no pointers.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     ticks / per_second
+}
+
+/// The `errorType` and `errorMessage` of an error body.
+pub fn error_of(body: &serde_json::Value) -> (&str, &str) {
+    (
+        body["errorType"].as_str().unwrap_or_default(),
+        body["errorMessage"].as_str().unwrap_or_default(),
+    )
 }

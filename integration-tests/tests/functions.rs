@@ -5,15 +5,8 @@ use std::time::Duration;
 
 use http::{HeaderValue, StatusCode};
 use ironlambda_emulator::{invoke_request, send};
-use ironlambda_integration_tests::{emulator, init_count, report_line};
+use ironlambda_integration_tests::{emulator, error_of, init_count, report_line};
 use serde_json::{Value, json};
-
-fn error_of(body: &Value) -> (&str, &str) {
-    (
-        body["errorType"].as_str().unwrap_or_default(),
-        body["errorMessage"].as_str().unwrap_or_default(),
-    )
-}
 
 #[tokio::test]
 async fn hello_answers_and_the_platform_reports() {
@@ -133,178 +126,6 @@ async fn an_event_of_the_wrong_shape_fails_only_that_invocation() {
 }
 
 #[tokio::test]
-async fn a_body_that_is_not_json_is_refused_before_the_function_runs() {
-    let emu = emulator("hello").start().await.unwrap();
-    let r = emu.invoke("this is not json").await.unwrap();
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        r.headers["x-amzn-errortype"],
-        "InvalidRequestContentException"
-    );
-    assert!(
-        r.json().unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Could not parse request body into json")
-    );
-    assert_eq!(
-        init_count(&emu),
-        0,
-        "nothing was started for a refused request"
-    );
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_timeout_kills_the_runtime_and_the_next_invoke_starts_it_again() {
-    let emu = emulator("test-function")
-        .timeout(Duration::from_secs(1))
-        .start()
-        .await
-        .unwrap();
-    let r = emu
-        .invoke(r#"{"action":"sleep","ms":120000}"#)
-        .await
-        .unwrap();
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.function_error(), Some("Unhandled"));
-    let body = r.json().unwrap();
-    let (error_type, message) = error_of(&body);
-    assert_eq!(error_type, "Sandbox.Timedout");
-    assert!(
-        message.ends_with("Task timed out after 1.00 seconds"),
-        "{message}"
-    );
-    let report = report_line(&emu, r.request_id().unwrap()).await;
-    assert!(report.ends_with("Status: timeout"), "{report}");
-
-    let r = emu
-        .invoke(r#"{"action":"echo","value":"after"}"#)
-        .await
-        .unwrap();
-    assert_eq!(r.json().unwrap(), json!({ "echo": "after" }));
-    assert_eq!(init_count(&emu), 2);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_crash_is_reported_and_the_next_invoke_starts_a_new_runtime() {
-    let emu = emulator("test-function").start().await.unwrap();
-    let r = emu.invoke(r#"{"action":"exit","code":3}"#).await.unwrap();
-    assert_eq!(r.function_error(), Some("Unhandled"));
-    let body = r.json().unwrap();
-    let (error_type, message) = error_of(&body);
-    assert_eq!(error_type, "Runtime.ExitError");
-    assert_eq!(
-        message,
-        format!(
-            "RequestId: {} Error: Runtime exited with error: exit status 3",
-            r.request_id().unwrap()
-        )
-    );
-
-    let r = emu.invoke(r#"{"action":"exit","code":0}"#).await.unwrap();
-    let body = r.json().unwrap();
-    assert!(
-        error_of(&body)
-            .1
-            .ends_with("Runtime exited without providing a reason"),
-        "{body}"
-    );
-
-    let r = emu
-        .invoke(r#"{"action":"echo","value":"alive"}"#)
-        .await
-        .unwrap();
-    assert_eq!(r.json().unwrap(), json!({ "echo": "alive" }));
-    assert_eq!(init_count(&emu), 3);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn oversized_invokes_and_responses_get_lambdas_answers() {
-    let emu = emulator("test-function").start().await.unwrap();
-    // 6 MiB + 1 byte of valid JSON: a string.
-    let big = format!("\"{}\"", "a".repeat(6 * 1024 * 1024 - 1));
-    let r = emu.invoke(big).await.unwrap();
-    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(
-        r.headers["x-amzn-errortype"],
-        "RequestEntityTooLargeException"
-    );
-    assert_eq!(init_count(&emu), 0);
-
-    let r = emu
-        .invoke(r#"{"action":"big","bytes":7000000}"#)
-        .await
-        .unwrap();
-    assert_eq!(r.function_error(), Some("Unhandled"));
-    let body = r.json().unwrap();
-    let (error_type, message) = error_of(&body);
-    assert_eq!(error_type, "Function.ResponseSizeTooLarge");
-    assert!(
-        message.contains("exceeded maximum allowed payload size (6291556 bytes)"),
-        "{message}"
-    );
-
-    // The runtime was told 413, went on to /next, and still serves.
-    let r = emu
-        .invoke(r#"{"action":"echo","value":[1,2]}"#)
-        .await
-        .unwrap();
-    assert_eq!(r.json().unwrap(), json!({ "echo": [1, 2] }));
-    assert_eq!(init_count(&emu), 1);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn concurrent_invokes_are_queued_and_all_answered() {
-    let emu = emulator("test-function").start().await.unwrap();
-    let addr = emu.addr();
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            tokio::spawn(async move {
-                let payload = json!({ "action": "echo", "value": i }).to_string();
-                let r = send(addr, invoke_request(addr, "test-function", payload))
-                    .await
-                    .unwrap();
-                (i, r)
-            })
-        })
-        .collect();
-    for t in tasks {
-        let (i, r) = t.await.unwrap();
-        assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.json().unwrap(), json!({ "echo": i }));
-    }
-    assert_eq!(init_count(&emu), 1);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn an_init_failure_is_the_first_invokes_answer() {
-    let emu = emulator("test-function")
-        .env("FAIL_INIT", "no database")
-        .start()
-        .await
-        .unwrap();
-    let r = emu.invoke(r#"{"action":"echo","value":1}"#).await.unwrap();
-    assert_eq!(r.function_error(), Some("Unhandled"));
-    assert_eq!(
-        error_of(&r.json().unwrap()),
-        ("Function.InitFailed", "no database")
-    );
-    let lines = emu.logs().lines();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("INIT_REPORT") && l.contains("Status: error")),
-        "{lines:#?}"
-    );
-    emu.shutdown().await;
-}
-
-#[tokio::test]
 async fn context_carries_what_lambda_sends() {
     let emu = emulator("test-function")
         .memory_mb(512)
@@ -338,30 +159,6 @@ async fn context_carries_what_lambda_sends() {
 }
 
 #[tokio::test]
-async fn event_invocations_are_accepted_and_run_in_the_background() {
-    let emu = emulator("test-function").start().await.unwrap();
-    let addr = emu.addr();
-    let mut req = invoke_request(
-        addr,
-        "test-function",
-        r#"{"action":"echo","value":"async"}"#,
-    );
-    req.headers_mut()
-        .insert("x-amz-invocation-type", HeaderValue::from_static("Event"));
-    let r = send(addr, req).await.unwrap();
-    assert_eq!(r.status, StatusCode::ACCEPTED);
-    assert!(r.body.is_empty());
-    report_line(&emu, r.request_id().unwrap()).await;
-    assert!(
-        emu.logs()
-            .lines()
-            .iter()
-            .any(|l| l.contains("echoing \"async\""))
-    );
-    emu.shutdown().await;
-}
-
-#[tokio::test]
 async fn unknown_functions_are_not_found() {
     let emu = emulator("hello").start().await.unwrap();
     let addr = emu.addr();
@@ -375,33 +172,6 @@ async fn unknown_functions_are_not_found() {
         .await
         .unwrap();
     assert_eq!(r.status, StatusCode::OK);
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn an_init_that_overruns_its_limit_is_stopped() {
-    let emu = emulator("test-function")
-        .env("SLOW_INIT_MS", "120000")
-        .init_timeout(Duration::from_secs(1))
-        .start()
-        .await
-        .unwrap();
-    let r = emu.invoke(r#"{"action":"echo","value":1}"#).await.unwrap();
-    assert_eq!(r.function_error(), Some("Unhandled"));
-    let body = r.json().unwrap();
-    let (error_type, message) = error_of(&body);
-    assert_eq!(error_type, "Sandbox.Timedout");
-    assert!(
-        message.ends_with("Init phase timed out after 1.00 seconds"),
-        "{message}"
-    );
-    let lines = emu.logs().lines();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("INIT_REPORT") && l.ends_with("Status: timeout")),
-        "{lines:#?}"
-    );
     emu.shutdown().await;
 }
 
@@ -424,33 +194,6 @@ async fn json_log_format_names_the_request_on_every_line() {
     let record: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(record["level"], "INFO", "{line}");
     assert_eq!(record["span"]["requestId"], id.as_str(), "{line}");
-    emu.shutdown().await;
-}
-
-/// `X-Amz-Log-Type: Tail`: the answer carries the base64 of the invocation's last 4 KB of
-/// log, from START through REPORT, with the function's own lines.
-#[tokio::test]
-async fn a_tail_log_type_returns_the_invocation_log() {
-    use base64::Engine;
-    let emu = emulator("hello").start().await.unwrap();
-    let mut request = invoke_request(emu.addr(), "hello", r#"{"name":"Ada"}"#);
-    request
-        .headers_mut()
-        .insert("x-amz-log-type", HeaderValue::from_static("Tail"));
-    let r = send(emu.addr(), request).await.unwrap();
-    assert_eq!(r.json().unwrap(), json!({ "message": "Hello, Ada!" }));
-    let encoded = r.headers["x-amz-log-result"].to_str().unwrap();
-    let log = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap();
-    let log = String::from_utf8(log).unwrap();
-    let id = r.request_id().unwrap();
-    assert!(log.starts_with(&format!("START RequestId: {id}")), "{log}");
-    assert!(log.contains("greeting Ada"), "{log}");
-    assert!(log.contains(&format!("\nREPORT RequestId: {id}")), "{log}");
-    // Without the header there is no log in the answer.
-    let r = emu.invoke("{}").await.unwrap();
-    assert!(r.headers.get("x-amz-log-result").is_none());
     emu.shutdown().await;
 }
 

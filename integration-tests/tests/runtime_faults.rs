@@ -3,6 +3,7 @@
 
 use std::process::{Command, Output};
 
+use ironlambda_integration_tests::scripted::{ACCEPTED, Act, event, run_until, scripted_api};
 use ironlambda_integration_tests::{binary, emulator};
 
 fn run_function(env: &[(&str, &str)]) -> Output {
@@ -77,103 +78,6 @@ async fn bad_configuration_is_reported_as_an_init_error() {
     emu.shutdown().await;
 }
 
-/// What a scripted Runtime API does with one request.
-enum Act {
-    /// Write these bytes (one reply, or several).
-    Reply(Vec<u8>),
-    /// Close the connection without answering.
-    Close,
-    /// Answer nothing (a long-poll with no event), and stop reading this connection.
-    Hold,
-}
-
-/// A Runtime API on a std thread that reads requests one at a time, in order, as Go's
-/// server does, and lets `script` decide each answer from the connection's number (0, 1,
-/// …) and the request line. Runs until the test process ends.
-fn scripted_api(mut script: impl FnMut(usize, &str) -> Act + Send + 'static) -> u16 {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for (n, sock) in listener.incoming().enumerate() {
-            let Ok(mut sock) = sock else { return };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            'requests: loop {
-                // One request head, and its body, at a time.
-                let end = loop {
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break end;
-                    }
-                    match sock.read(&mut chunk) {
-                        Ok(0) | Err(_) => break 'requests,
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                let body_len = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().to_owned())
-                    })
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                while buf.len() < end + 4 + body_len {
-                    match sock.read(&mut chunk) {
-                        Ok(0) | Err(_) => break 'requests,
-                        Ok(k) => buf.extend_from_slice(&chunk[..k]),
-                    }
-                }
-                buf.drain(..end + 4 + body_len);
-                match script(n, head.lines().next().unwrap_or_default()) {
-                    Act::Reply(bytes) => {
-                        if sock.write_all(&bytes).is_err() {
-                            break;
-                        }
-                    }
-                    Act::Close => break,
-                    Act::Hold => {
-                        // Keep the connection open, as a long-poll with no event does.
-                        std::thread::sleep(std::time::Duration::from_secs(3600));
-                    }
-                }
-            }
-        }
-    });
-    port
-}
-
-/// A `/next` answer carrying an echo event for `id`.
-fn event(id: &str) -> Vec<u8> {
-    let body = format!(r#"{{"action":"echo","value":"{id}"}}"#);
-    format!(
-        "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: 99999999999999\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-const ACCEPTED: &[u8] = b"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n{\"status\":\"OK\"}";
-
-/// Runs `test-function` against the Runtime API on `port` until `done` says so (or a
-/// minute passes), then ends it.
-fn run_until(port: u16, done: std::sync::mpsc::Receiver<()>) -> bool {
-    let mut function = Command::new(binary("test-function"))
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let finished = done
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .is_ok();
-    let _ = function.kill();
-    let _ = function.wait();
-    finished
-}
-
 /// `/next` answered 2xx without a request id: the runtime backs off instead of spinning,
 /// then answers the next real event, even one whose id is much longer than a UUID.
 #[test]
@@ -188,7 +92,8 @@ fn answers_without_a_request_id_are_skipped_with_backoff_and_long_ids_are_answer
     let answered_path = answered.clone();
     let mut first: Option<std::time::Instant> = None;
     let mut served = false;
-    let port = scripted_api(move |_, line| {
+    let port = scripted_api(move |req| {
+        let line = req.line.as_str();
         if line.starts_with("GET /2018-06-01/runtime/invocation/next") {
             nexts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             // For 1.2 s every answer is empty, as cargo-lambda's are when idle.
@@ -234,7 +139,8 @@ fn answers_without_a_request_id_are_skipped_with_backoff_and_long_ids_are_answer
 fn a_result_lost_with_its_connection_is_sent_once_more() {
     let (tx, done) = std::sync::mpsc::channel();
     let mut responses = Vec::new();
-    let port = scripted_api(move |conn, line| {
+    let port = scripted_api(move |req| {
+        let (conn, line) = (req.conn, req.line.as_str());
         if line.starts_with("GET /2018-06-01/runtime/invocation/next") {
             return if conn == 0 {
                 Act::Reply(event("id-1"))
@@ -263,7 +169,8 @@ fn a_result_lost_with_its_connection_is_sent_once_more() {
 fn an_extra_reply_does_not_swallow_the_next_event() {
     let (tx, done) = std::sync::mpsc::channel();
     let mut nexts = 0;
-    let port = scripted_api(move |_, line| {
+    let port = scripted_api(move |req| {
+        let line = req.line.as_str();
         if line.starts_with("GET /2018-06-01/runtime/invocation/next") {
             nexts += 1;
             return match nexts {

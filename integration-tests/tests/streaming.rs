@@ -5,36 +5,10 @@
 //! with `StreamInterrupted`; `"interval_ms"` spaces the chunks.
 
 use http::StatusCode;
-use ironlambda_emulator::{EventStream, invoke_stream_request, send_streaming};
+use ironlambda_emulator::{invoke_stream_request, send_streaming};
+use ironlambda_integration_tests::streams::{expected, read_all};
 use ironlambda_integration_tests::{binary, children_of, emulator, peak_rss_kib, start_cli};
 use serde_json::{Value, json};
-
-/// The bytes the stream example sends for `chunks` chunks of `size` bytes.
-fn expected(chunks: u64, size: usize) -> Vec<u8> {
-    (0..chunks)
-        .flat_map(|i| std::iter::repeat_n(b'a' + (i % 26) as u8, size))
-        .collect()
-}
-
-/// Everything an event stream carried: the joined payload and the `InvokeComplete` body.
-async fn read_all(mut events: EventStream) -> (Vec<u8>, Value) {
-    let mut payload = Vec::new();
-    let mut complete = None;
-    while let Some(event) = events.next_event().await.unwrap() {
-        assert!(complete.is_none(), "an event came after InvokeComplete");
-        match event.header(":event-type") {
-            Some("PayloadChunk") => payload.extend_from_slice(&event.payload),
-            Some("InvokeComplete") => {
-                complete = Some(serde_json::from_slice(&event.payload).unwrap())
-            }
-            other => panic!("unexpected event {other:?}"),
-        }
-    }
-    (
-        payload,
-        complete.expect("the stream ends with InvokeComplete"),
-    )
-}
 
 #[tokio::test]
 async fn a_streamed_response_arrives_byte_exact_and_in_order() {
@@ -56,30 +30,6 @@ async fn a_streamed_response_arrives_byte_exact_and_in_order() {
         payload.len()
     );
     assert_eq!(complete, json!({}));
-    emu.shutdown().await;
-}
-
-#[tokio::test]
-async fn a_mid_stream_error_reaches_a_streaming_caller_after_the_bytes_already_sent() {
-    let emu = emulator("stream").start().await.unwrap();
-    let events = emu
-        .invoke_stream(json!({"chunks": 10, "chunk_bytes": 5, "fail_after": 3}).to_string())
-        .await
-        .unwrap();
-    let (payload, complete) = read_all(events).await;
-    assert_eq!(payload, expected(3, 5));
-    assert_eq!(
-        complete,
-        json!({"ErrorCode": "StreamInterrupted", "ErrorDetails": "stopped after 3 chunks"})
-    );
-    // The environment goes on: the next invoke streams whole.
-    let (payload, _) = read_all(
-        emu.invoke_stream(json!({"chunks": 2, "chunk_bytes": 2}).to_string())
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(payload, b"aabb");
     emu.shutdown().await;
 }
 

@@ -1,7 +1,8 @@
 //! An external extension for the end-to-end tests. It prints what it receives:
-//! `INVOKE <id> deadline=<ms>`, `done <id>`, `SHUTDOWN <reason> deadline=<ms>`.
+//! `INVOKE <id> deadline=<ms> pid=<pid>`, `done <id>`, `SHUTDOWN <reason> deadline=<ms>`.
 //! With `EXT_WAIT_FOR=<path>` each INVOKE hook waits until that file exists; with
-//! `EXT_HANG=1` the INVOKE hook never returns; with `EXT_SUBSCRIBE=telemetry|logs` it
+//! `EXT_HANG=1` the INVOKE hook never returns; with `EXT_HANG_AT_SHUTDOWN=1` the SHUTDOWN
+//! hook never returns; with `EXT_SUBSCRIBE=telemetry|logs` it
 //! subscribes to platform events and function logs through that API and prints
 //! `got <type> <request id> <status>` or `got function <record>`. With
 //! `EXT_TELEMETRY_ONLY=1` it has no hooks at all, only the telemetry subscription
@@ -58,7 +59,12 @@ async fn main() -> Result<(), Error> {
 fn hooks(extension: Extension) -> Extension {
     extension
         .on_invoke(|event| async move {
-            println!("INVOKE {} deadline={}", event.request_id, event.deadline_ms);
+            println!(
+                "INVOKE {} deadline={} pid={}",
+                event.request_id,
+                event.deadline_ms,
+                std::process::id()
+            );
             if std::env::var_os("EXT_HANG").is_some() {
                 std::future::pending::<()>().await;
             }
@@ -79,6 +85,9 @@ fn hooks(extension: Extension) -> Extension {
                 "SHUTDOWN {} deadline={}",
                 event.shutdown_reason, event.deadline_ms
             );
+            if std::env::var_os("EXT_HANG_AT_SHUTDOWN").is_some() {
+                std::future::pending::<()>().await;
+            }
             Ok(())
         })
 }

@@ -1,11 +1,12 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
-//! `{"action":"echo","value":…}`, `fail`, `panic`, `sleep`, `exit`, `big`, `context`,
+//! `{"action":"echo","value":…}`, `fail` (with `message` and an optional `error_type`), `panic`, `sleep`, `exit`, `big`, `context`,
 //! `print` (writes `text` to stdout as it is), `trace` (runs a blocking task, then tells
 //! where the trace header can be read), `explode_in_deserialize` (its `Deserialize` impl
 //! panics), `explode_in_serialize` (its answer's `Serialize` impl panics).
 //! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
 //! `SLOW_INIT_MS=<n>` init takes that long; with `ON_SIGTERM_WRITE=<path>` it writes that
 //! file and exits when it gets SIGTERM (without registering any extension); with
+//! `ON_SIGTERM_IGNORE=1` it prints `got SIGTERM at <epoch ms>` and carries on; with
 //! `IDLE=1` it never calls the Runtime API, so a test can play the runtime itself.
 
 use std::time::Duration;
@@ -17,16 +18,34 @@ use serde_json::{Value, json};
 #[derive(Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 enum Action {
-    Echo { value: Value },
-    Fail { message: String },
-    Panic { message: String },
-    Sleep { ms: u64 },
-    Exit { code: i32 },
-    Big { bytes: usize },
+    Echo {
+        value: Value,
+    },
+    Fail {
+        message: String,
+        #[serde(default)]
+        error_type: Option<String>,
+    },
+    Panic {
+        message: String,
+    },
+    Sleep {
+        ms: u64,
+    },
+    Exit {
+        code: i32,
+    },
+    Big {
+        bytes: usize,
+    },
     Context,
-    Print { text: String },
+    Print {
+        text: String,
+    },
     Trace,
-    ExplodeInDeserialize { value: Exploding },
+    ExplodeInDeserialize {
+        value: Exploding,
+    },
     ExplodeInSerialize,
 }
 
@@ -68,7 +87,13 @@ async fn answer(action: Action, ctx: Context) -> Result<Value, Error> {
             tracing::info!("echoing {value}");
             Ok(json!({ "echo": value }))
         }
-        Action::Fail { message } => Err(Error::new("Function.Requested", message)),
+        Action::Fail {
+            message,
+            error_type,
+        } => Err(Error::new(
+            error_type.unwrap_or_else(|| "Function.Requested".to_owned()),
+            message,
+        )),
         Action::Panic { message } => panic!("{message}"),
         Action::Sleep { ms } => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -124,6 +149,18 @@ fn main() -> Result<(), Error> {
                     println!("cleaning up after SIGTERM");
                     let _ = std::fs::write(&path, "got SIGTERM");
                     std::process::exit(0);
+                });
+            }
+            if std::env::var_os("ON_SIGTERM_IGNORE").is_some() {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::spawn(async move {
+                    while term.recv().await.is_some() {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default();
+                        println!("got SIGTERM at {}", now.as_millis());
+                    }
                 });
             }
             if let Some(ms) = std::env::var("SLOW_INIT_MS")
