@@ -391,3 +391,30 @@ async fn a4_a_next_before_answering_gets_the_same_event_again() {
     assert_eq!(a.await.unwrap().body, "1");
     rt.release(emu).await;
 }
+
+/// A control character in the error type header is refused with 400 before anything
+/// else, as Go's server does; the invocation still waits for a usable answer.
+#[tokio::test]
+async fn a20_an_error_type_header_with_control_characters_is_refused_400() {
+    use tokio::io::AsyncReadExt;
+    let emu = idle_emulator().await;
+    let mut rt = Runtime::new(&emu);
+    let call = invoke_in_background(&emu, "1");
+    let (headers, _) = rt.next().await;
+    let mut sock = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
+    let request = format!(
+        "POST /2018-06-01/runtime/invocation/{}/error HTTP/1.1\r\nHost: x\r\nLambda-Runtime-Function-Error-Type: Bad\x07Type\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+        headers.request_id
+    );
+    sock.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(PATIENCE, sock.read_to_end(&mut answer))
+        .await
+        .expect("the emulator answers")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    rt.respond(&headers.request_id, "2").await.unwrap();
+    assert_eq!(call.await.unwrap().body, "2");
+    rt.release(emu).await;
+}
