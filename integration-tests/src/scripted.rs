@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::{PATIENCE, binary};
@@ -67,8 +68,10 @@ pub enum Act {
     Hold,
 }
 
-/// A Runtime API on loopback that reads requests one at a time, in order, as Go's server
-/// does, and lets `script` decide each answer. Runs on a thread until the test ends.
+/// A Runtime API on loopback that reads each connection's requests one at a time, in
+/// order, as Go's server does, and lets `script` decide each answer. Every connection is
+/// served at once on a thread of its own (a function with `AWS_LAMBDA_MAX_CONCURRENCY`
+/// polls on several). Runs until the test ends.
 pub fn scripted_api(script: impl FnMut(&Request) -> Act + Send + 'static) -> u16 {
     scripted_api_on("127.0.0.1:0", script).port()
 }
@@ -76,41 +79,51 @@ pub fn scripted_api(script: impl FnMut(&Request) -> Act + Send + 'static) -> u16
 /// [`scripted_api`] on `addr` (`[::1]:0`, say).
 pub fn scripted_api_on(
     addr: &str,
-    mut script: impl FnMut(&Request) -> Act + Send + 'static,
+    script: impl FnMut(&Request) -> Act + Send + 'static,
 ) -> SocketAddr {
     let listener = TcpListener::bind(addr).expect("loopback is available");
     let local = listener
         .local_addr()
         .expect("a bound listener has an address");
+    let script = Arc::new(Mutex::new(script));
     std::thread::spawn(move || {
         for (conn, sock) in listener.incoming().enumerate() {
             let Ok(sock) = sock else { return };
-            let mut writer = match sock.try_clone() {
-                Ok(w) => w,
-                Err(_) => return,
-            };
-            let mut reader = BufReader::new(sock);
-            while let Some(request) = read_request(&mut reader, conn) {
-                match script(&request) {
-                    Act::Reply(bytes) => {
-                        if writer.write_all(&bytes).is_err() {
-                            break;
-                        }
-                    }
-                    Act::ReplyAndClose(bytes) => {
-                        let _ = writer.write_all(&bytes);
-                        break;
-                    }
-                    Act::Close => break,
-                    Act::Hold => {
-                        // Keep the connection open, as a long-poll with no event does.
-                        std::thread::sleep(Duration::from_secs(3600));
-                    }
-                }
-            }
+            let script = script.clone();
+            std::thread::spawn(move || {
+                serve_connection(sock, conn, |req| {
+                    let mut script = script.lock().unwrap_or_else(|p| p.into_inner());
+                    script(req)
+                })
+            });
         }
     });
     local
+}
+
+fn serve_connection(sock: TcpStream, conn: usize, mut script: impl FnMut(&Request) -> Act) {
+    let Ok(mut writer) = sock.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(sock);
+    while let Some(request) = read_request(&mut reader, conn) {
+        match script(&request) {
+            Act::Reply(bytes) => {
+                if writer.write_all(&bytes).is_err() {
+                    return;
+                }
+            }
+            Act::ReplyAndClose(bytes) => {
+                let _ = writer.write_all(&bytes);
+                return;
+            }
+            Act::Close => return,
+            Act::Hold => {
+                // Keep the connection open, as a long-poll with no event does.
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
 }
 
 fn read_line(reader: &mut BufReader<TcpStream>) -> Option<String> {

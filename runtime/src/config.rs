@@ -19,6 +19,9 @@ pub struct Config {
     pub log_stream: String,
     /// `AWS_LAMBDA_INITIALIZATION_TYPE` (`on-demand`, `provisioned-concurrency`, `snap-start`, …).
     pub init_type: String,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY`: how many invocations one environment may run at once
+    /// (Lambda Managed Instances, protocol.md §8); 1 when unset.
+    pub max_concurrency: u32,
 }
 
 impl Default for Config {
@@ -30,6 +33,7 @@ impl Default for Config {
             log_group: String::new(),
             log_stream: String::new(),
             init_type: "on-demand".to_owned(),
+            max_concurrency: 1,
         }
     }
 }
@@ -54,18 +58,17 @@ impl Config {
     /// defaults of a local run, malformed ones are an error.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let d = Config::default();
-        let memory_mb = match lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
-            None => d.memory_mb,
+        let positive = |variable: &'static str, default: u32| match lookup(variable) {
+            None => Ok(default),
             Some(v) => v
                 .trim()
                 .parse()
                 .ok()
-                .filter(|m| *m > 0)
-                .ok_or(ConfigError {
-                    variable: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                    value: v,
-                })?,
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError { variable, value: v }),
         };
+        let memory_mb = positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", d.memory_mb)?;
+        let max_concurrency = positive("AWS_LAMBDA_MAX_CONCURRENCY", d.max_concurrency)?;
         Ok(Config {
             function_name: lookup("AWS_LAMBDA_FUNCTION_NAME").unwrap_or(d.function_name),
             version: lookup("AWS_LAMBDA_FUNCTION_VERSION").unwrap_or(d.version),
@@ -73,6 +76,7 @@ impl Config {
             log_group: lookup("AWS_LAMBDA_LOG_GROUP_NAME").unwrap_or(d.log_group),
             log_stream: lookup("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or(d.log_stream),
             init_type: lookup("AWS_LAMBDA_INITIALIZATION_TYPE").unwrap_or(d.init_type),
+            max_concurrency,
         })
     }
 
@@ -97,6 +101,20 @@ mod tests {
         assert_eq!(c.function_name, "hello");
         assert_eq!(c.memory_mb, 512);
         assert_eq!(c.version, "$LATEST");
+    }
+
+    #[test]
+    fn max_concurrency_is_one_unless_lambda_says_more() {
+        assert_eq!(Config::from_lookup(|_| None).unwrap().max_concurrency, 1);
+        let c = Config::from_lookup(|k| (k == "AWS_LAMBDA_MAX_CONCURRENCY").then(|| "16".into()));
+        assert_eq!(c.unwrap().max_concurrency, 16);
+        for bad in ["0", "many", "-2"] {
+            let e = Config::from_lookup(|k| {
+                (k == "AWS_LAMBDA_MAX_CONCURRENCY").then(|| bad.to_owned())
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains("AWS_LAMBDA_MAX_CONCURRENCY"), "{e}");
+        }
     }
 
     #[test]

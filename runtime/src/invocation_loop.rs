@@ -43,9 +43,12 @@ fn panicked(payload: &(dyn std::any::Any + Send)) -> Error {
 pub(crate) struct InvocationLoop<H> {
     pub(crate) client: Client,
     pub(crate) api: RuntimeApi,
-    pub(crate) handler: H,
+    /// Shared by every loop of the environment (one, or `AWS_LAMBDA_MAX_CONCURRENCY`).
+    pub(crate) handler: Arc<H>,
     pub(crate) config: Arc<Config>,
-    pub(crate) trace_env: TraceEnv,
+    /// Keeps `_X_AMZN_TRACE_ID` in step with the invocation; `None` when several loops run,
+    /// since one process variable cannot hold several invocations' traces.
+    pub(crate) trace_env: Option<TraceEnv>,
     /// Responses are serialized here. Each one leaves as a frozen view of this memory, which
     /// comes back for the next response once it is sent, so large responses do not cost a
     /// fresh allocation (and its page faults) every time.
@@ -84,7 +87,9 @@ impl<H: Handler> InvocationLoop<H> {
             }
             skipped = 0;
             let ctx = Context::from_next(headers, self.config.clone());
-            self.trace_env.update(ctx.xray_trace_id.as_deref());
+            if let Some(env) = &mut self.trace_env {
+                env.update(ctx.xray_trace_id.as_deref());
+            }
             // An ERROR-level span is enabled whatever level Lambda's controls set, so every
             // line logged in it, WARN and ERROR included, names the invocation.
             let span = tracing::error_span!("invocation", requestId = ctx.request_id.as_str());

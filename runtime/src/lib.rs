@@ -29,11 +29,18 @@
 //! - A failure before the loop starts (bad configuration, a failing init) is posted to
 //!   `/runtime/init/error` and returned, so `main` exits non-zero.
 //! - `/next` failures are retried with bounded backoff, then returned as an error.
+//! - With `AWS_LAMBDA_MAX_CONCURRENCY=N` (Lambda Managed Instances), N loops share the
+//!   handler, each on its own connection, on whatever tokio runtime runs [`run`]: they
+//!   interleave on a current-thread runtime and run in parallel on a multi-thread one. The
+//!   first fatal error stops them all. `_X_AMZN_TRACE_ID` is then never set; read the trace
+//!   from [`Context::xray_trace_id`] or [`trace_id`] (and pass it on as the `X-Amzn-Trace-Id`
+//!   header of calls that should join the trace).
 //! - With the `graceful-shutdown` feature, [`GracefulShutdown`] runs cleanup hooks on SIGTERM.
 //! - Logs go through `tracing`; a default subscriber honouring `AWS_LAMBDA_LOG_FORMAT`,
 //!   `AWS_LAMBDA_LOG_LEVEL` and `RUST_LOG` is installed unless the program set its own, and
 //!   every line logged during an invocation carries its request id.
 
+mod concurrency;
 mod config;
 mod context;
 mod handler;
@@ -126,17 +133,19 @@ where
         }
     };
     let next_request = ironlambda_api_client::EncodedRequest::new(&api.next());
-    invocation_loop::InvocationLoop {
+    let invocation_loop = invocation_loop::InvocationLoop {
         client,
         api,
-        handler,
+        handler: Arc::new(handler),
         config,
-        trace_env: xray::TraceEnv::from_env(),
+        trace_env: Some(xray::TraceEnv::from_env()),
         response_buf: response::ResponseBuffer::new(),
         next_request,
+    };
+    match invocation_loop.config.max_concurrency {
+        0 | 1 => invocation_loop.serve().await,
+        loops => concurrency::serve(invocation_loop, &endpoint, loops as usize).await,
     }
-    .serve()
-    .await
 }
 
 /// Like [`run`], from synchronous code: builds a current-thread tokio runtime and blocks on

@@ -1,13 +1,16 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
-//! `{"action":"echo","value":…}`, `fail` (with `message` and an optional `error_type`), `panic`, `sleep`, `exit`, `big`, `context`,
-//! `print` (writes `text` to stdout as it is), `trace` (runs a blocking task, then tells
-//! where the trace header can be read), `explode_in_deserialize` (its `Deserialize` impl
-//! panics), `explode_in_serialize` (its answer's `Serialize` impl panics).
+//! `{"action":"echo","value":…}`, `sleep` (`ms`; answers when it started and ended, in
+//! epoch ms), `fail` (`message`, optional `error_type`), `panic`, `exit`, `big`,
+//! `context`, `print` (writes `text` to stdout as it is), `trace` (runs a blocking task,
+//! then tells where the trace header can be read), `explode_in_deserialize` (its
+//! `Deserialize` impl panics), `explode_in_serialize` (its answer's `Serialize` impl
+//! panics).
 //! With `FAIL_INIT=<message>` in its environment, init fails with that message; with
 //! `SLOW_INIT_MS=<n>` init takes that long; with `ON_SIGTERM_WRITE=<path>` it writes that
 //! file and exits when it gets SIGTERM (without registering any extension); with
 //! `ON_SIGTERM_IGNORE=1` it prints `got SIGTERM at <epoch ms>` and carries on; with
-//! `IDLE=1` it never calls the Runtime API, so a test can play the runtime itself.
+//! `IDLE=1` it never calls the Runtime API, so a test can play the runtime itself; with
+//! `MULTI_THREAD=1` it runs on a multi-thread tokio runtime instead of a current-thread one.
 
 use std::time::Duration;
 
@@ -96,8 +99,15 @@ async fn answer(action: Action, ctx: Context) -> Result<Value, Error> {
         )),
         Action::Panic { message } => panic!("{message}"),
         Action::Sleep { ms } => {
+            let started_ms = epoch_ms();
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok(json!({ "slept_ms": ms }))
+            Ok(json!({
+                "slept_ms": ms,
+                "request_id": ctx.request_id,
+                "started_ms": started_ms,
+                "ended_ms": epoch_ms(),
+                "pid": std::process::id(),
+            }))
         }
         Action::Exit { code } => std::process::exit(code),
         Action::Big { bytes } => Ok(Value::String("x".repeat(bytes))),
@@ -132,12 +142,25 @@ async fn answer(action: Action, ctx: Context) -> Result<Value, Error> {
     }
 }
 
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
 fn main() -> Result<(), Error> {
     if std::env::var_os("IDLE").is_some() {
         std::thread::sleep(Duration::from_secs(3600));
         return Ok(());
     }
-    tokio::runtime::Builder::new_current_thread()
+    // `MULTI_THREAD=1`: the multi-thread runtime `#[tokio::main]` gives.
+    let mut runtime = if std::env::var_os("MULTI_THREAD").is_some() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    runtime
         .enable_all()
         .build()?
         .block_on(ironlambda_runtime::run_with_init(|_config| async {
@@ -156,10 +179,7 @@ fn main() -> Result<(), Error> {
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::spawn(async move {
                     while term.recv().await.is_some() {
-                        let now = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .unwrap_or_default();
-                        println!("got SIGTERM at {}", now.as_millis());
+                        println!("got SIGTERM at {}", epoch_ms());
                     }
                 });
             }

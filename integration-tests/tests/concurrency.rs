@@ -1,0 +1,238 @@
+//! `AWS_LAMBDA_MAX_CONCURRENCY` in the runtime (protocol.md §8): `test-function` runs as a
+//! real process against a scripted Runtime API that serves each connection on a thread of
+//! its own, as Lambda Managed Instances do.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use ironlambda_integration_tests::PATIENCE;
+use ironlambda_integration_tests::scripted::{
+    ACCEPTED, Act, event_with, reply, scripted_api, start_function, wait_for_exit,
+};
+use serde_json::Value;
+
+/// What the scripted server saw: the answer body posted for each request id, and the
+/// connection each event went out on and each answer came back on.
+#[derive(Default)]
+struct Ledger {
+    answers: HashMap<String, Value>,
+    sent_on: HashMap<String, usize>,
+    answered_on: HashMap<String, usize>,
+}
+
+/// Serves `events` (request id, body) to whichever connection polls next, records every
+/// answer, and says `done` when all were answered.
+fn serve(events: Vec<(String, String)>) -> (u16, Arc<Mutex<Ledger>>, mpsc::Receiver<()>) {
+    let total = events.len();
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let book = ledger.clone();
+    let (tx, done) = mpsc::channel();
+    let mut events = events.into_iter();
+    let port = scripted_api(move |req| {
+        let mut book = book.lock().unwrap();
+        if req.is_next() {
+            return match events.next() {
+                Some((id, body)) => {
+                    book.sent_on.insert(id.clone(), req.conn);
+                    Act::Reply(event_with(&id, &body))
+                }
+                None => Act::Hold,
+            };
+        }
+        let id = req
+            .path()
+            .trim_start_matches("/2018-06-01/runtime/invocation/")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let body = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        book.answered_on.insert(id.clone(), req.conn);
+        book.answers.insert(id, body);
+        if book.answers.len() == total {
+            let _ = tx.send(());
+        }
+        Act::Reply(ACCEPTED.to_vec())
+    });
+    (port, ledger, done)
+}
+
+/// Runs `test-function` with `env` against `port` until `done`, then ends it.
+fn run(port: u16, env: &[(&str, &str)], done: mpsc::Receiver<()>) -> bool {
+    let mut function = start_function("test-function", &format!("127.0.0.1:{port}"), env);
+    let finished = done.recv_timeout(PATIENCE).is_ok();
+    let _ = function.kill();
+    let _ = function.wait();
+    finished
+}
+
+/// Four invocations that each wait 300 ms run at the same time: every one started before
+/// any ended, by the function's own clock. On both runtime flavours.
+#[test]
+fn with_max_concurrency_4_four_invocations_overlap() {
+    for flavour in [None, Some(("MULTI_THREAD", "1"))] {
+        let events = (0..4)
+            .map(|n| {
+                (
+                    format!("id-{n}"),
+                    r#"{"action":"sleep","ms":300}"#.to_owned(),
+                )
+            })
+            .collect();
+        let (port, ledger, done) = serve(events);
+        let mut env = vec![("AWS_LAMBDA_MAX_CONCURRENCY", "4")];
+        env.extend(flavour);
+        assert!(run(port, &env, done), "{flavour:?}: not all answered");
+        let ledger = ledger.lock().unwrap();
+        let spans: Vec<(u64, u64)> = ledger
+            .answers
+            .values()
+            .map(|a| {
+                (
+                    a["started_ms"].as_u64().unwrap(),
+                    a["ended_ms"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let last_start = spans.iter().map(|s| s.0).max().unwrap();
+        let first_end = spans.iter().map(|s| s.1).min().unwrap();
+        assert!(
+            last_start < first_end,
+            "{flavour:?}: the invocations ran one after another: {spans:?}"
+        );
+        let connections: std::collections::HashSet<_> = ledger.sent_on.values().collect();
+        assert_eq!(connections.len(), 4, "{flavour:?}: one connection per loop");
+    }
+}
+
+/// 1,000 invocations of mixed length through 8 loops: each answer goes to its own request
+/// id, on the connection its event came on, and carries that invocation's own result.
+#[test]
+fn request_ids_never_cross_under_a_thousand_mixed_invocations() {
+    let events = (0..1000)
+        .map(|n| {
+            let id = format!("req-{n:04}");
+            let body = if n % 3 == 0 {
+                format!(r#"{{"action":"sleep","ms":{}}}"#, n % 7)
+            } else {
+                format!(r#"{{"action":"echo","value":"{id}"}}"#)
+            };
+            (id, body)
+        })
+        .collect();
+    let (port, ledger, done) = serve(events);
+    assert!(
+        run(port, &[("AWS_LAMBDA_MAX_CONCURRENCY", "8")], done),
+        "not all answered"
+    );
+    let ledger = ledger.lock().unwrap();
+    assert_eq!(ledger.answers.len(), 1000);
+    for (id, answer) in &ledger.answers {
+        let own = answer["echo"].as_str().or(answer["request_id"].as_str());
+        assert_eq!(own, Some(id.as_str()), "{id} got {answer}");
+        assert_eq!(ledger.sent_on[id], ledger.answered_on[id], "{id}");
+    }
+}
+
+/// One loop's `/next` refused 403 ends the whole process, once, non-zero; a panic in
+/// another invocation before that touched only its own invocation.
+#[test]
+fn a_fatal_answer_to_one_loop_stops_every_loop_and_exits_non_zero_once() {
+    let polls = Arc::new(Mutex::new(0usize));
+    let count = polls.clone();
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let posted = errors.clone();
+    let posted_so_far = errors.clone();
+    let port = scripted_api(move |req| {
+        if !req.is_next() {
+            posted.lock().unwrap().push(req.path().to_owned());
+            return Act::Reply(ACCEPTED.to_vec());
+        }
+        let mut polls = count.lock().unwrap();
+        *polls += 1;
+        match *polls {
+            1 => Act::Reply(event_with(
+                "boom",
+                r#"{"action":"panic","message":"only me"}"#,
+            )),
+            2 => Act::Reply(event_with("fine", r#"{"action":"echo","value":"fine"}"#)),
+            // Once both were answered, the environment is gone: refuse. (Each connection
+            // posts its answer before its next poll, so the loop that answered last is
+            // the one refused.)
+            _ if posted_so_far.lock().unwrap().len() == 2 => Act::Reply(reply(
+                "403 Forbidden",
+                &[],
+                r#"{"errorType":"InvalidStateTransition","errorMessage":"gone"}"#,
+            )),
+            _ => Act::Hold,
+        }
+    });
+    let out = wait_for_exit(start_function(
+        "test-function",
+        &format!("127.0.0.1:{port}"),
+        &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")],
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let fatal = stderr.lines().filter(|l| l.starts_with("Error: ")).count();
+    assert_eq!(fatal, 1, "{stderr}");
+    let posted = errors.lock().unwrap();
+    assert!(
+        posted.contains(&"/2018-06-01/runtime/invocation/boom/error".to_owned()),
+        "{posted:?}"
+    );
+    assert!(
+        posted.contains(&"/2018-06-01/runtime/invocation/fine/response".to_owned()),
+        "{posted:?}"
+    );
+}
+
+/// With several loops the process variable would have to hold several traces: it is never
+/// set, and each invocation reads its own trace from its context.
+#[test]
+fn with_several_loops_the_trace_is_in_the_context_and_the_variable_is_never_set() {
+    let traced = |id: &str, trace: &str| {
+        reply(
+            "200 OK",
+            &[
+                ("Lambda-Runtime-Aws-Request-Id", id),
+                ("Lambda-Runtime-Trace-Id", trace),
+            ],
+            r#"{"action":"context"}"#,
+        )
+    };
+    let mut events = vec![
+        traced("t-1", "Root=1-00000000-000000000000000000000001"),
+        traced("t-2", "Root=1-00000000-000000000000000000000002"),
+    ]
+    .into_iter();
+    let answers = Arc::new(Mutex::new(HashMap::new()));
+    let book = answers.clone();
+    let (tx, done) = mpsc::channel();
+    let port = scripted_api(move |req| {
+        if req.is_next() {
+            return events.next().map_or(Act::Hold, Act::Reply);
+        }
+        let mut book = book.lock().unwrap();
+        let answer: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        book.insert(
+            answer["request_id"].as_str().unwrap_or_default().to_owned(),
+            answer,
+        );
+        if book.len() == 2 {
+            let _ = tx.send(());
+        }
+        Act::Reply(ACCEPTED.to_vec())
+    });
+    assert!(run(port, &[("AWS_LAMBDA_MAX_CONCURRENCY", "2")], done));
+    let answers = answers.lock().unwrap();
+    for n in 1..=2 {
+        let answer = &answers[&format!("t-{n}")];
+        assert_eq!(
+            answer["trace_id"],
+            format!("Root=1-00000000-00000000000000000000000{n}")
+        );
+        assert_eq!(answer["trace_env"], Value::Null, "{answer}");
+    }
+}
