@@ -234,3 +234,21 @@ pub(crate) enum Call {
     Runtime(RuntimeCall),
     Extension(ExtensionCall),
 }
+
+/// Where one environment's API handlers send their calls: the driver's channel, each call
+/// tagged with the environment whose Runtime API endpoint it came to.
+#[derive(Clone)]
+pub(crate) struct Calls {
+    pub(crate) environment: usize,
+    pub(crate) tx: mpsc::Sender<(usize, Call)>,
+}
+
+impl Calls {
+    /// Sends `call`; `Err` when the driver has stopped.
+    pub(crate) async fn send(&self, call: Call) -> Result<(), Call> {
+        self.tx
+            .send((self.environment, call))
+            .await
+            .map_err(|e| e.0.1)
+    }
+}

@@ -33,6 +33,12 @@ pub struct FunctionConfig {
     /// `/opt/extensions`). None is launched, and the Extensions, Telemetry and Logs APIs
     /// answer 404 (edge-cases B15).
     pub extensions_disabled: bool,
+    /// How many invocations one environment runs at once, given to the function as
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` when above 1 (Lambda Managed Instances, protocol.md §8).
+    pub max_concurrency: u32,
+    /// Up to how many execution environments run side by side, each with its own
+    /// processes; more start on demand as concurrent invokes arrive, as Lambda scales out.
+    pub environments: usize,
 }
 
 impl FunctionConfig {
@@ -56,6 +62,8 @@ impl FunctionConfig {
             region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned()),
             extensions_dir: None,
             extensions_disabled: false,
+            max_concurrency: 1,
+            environments: 1,
         }
     }
 

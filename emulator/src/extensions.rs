@@ -32,12 +32,17 @@ pub(crate) struct Registered {
     pub(crate) failed: bool,
 }
 
-/// A launched external extension process.
+/// An external extension launched from the extensions directory (its process is the
+/// driver's; this is what the lifecycle knows of it).
 pub(crate) struct External {
     pub(crate) name: Arc<str>,
-    pub(crate) process: Option<crate::process::Process>,
+    /// Its process has not exited yet.
+    pub(crate) alive: bool,
     pub(crate) registered: bool,
 }
+
+/// An event for an extension waiting in `/event/next`: where it goes, and what.
+pub(crate) type Delivery = (Reply<Bytes>, Bytes);
 
 /// Where registration stands in the init phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +84,7 @@ impl Extensions {
 
     /// True when any external extension is registered or still running.
     pub(crate) fn has_external(&self) -> bool {
-        self.registered.iter().any(|r| !r.internal)
-            || self.external.iter().any(|e| e.process.is_some())
+        self.registered.iter().any(|r| !r.internal) || self.external.iter().any(|e| e.alive)
     }
 
     /// True when an internal extension is registered.
@@ -90,7 +94,7 @@ impl Extensions {
 
     /// True when no external extension process is left.
     pub(crate) fn externals_exited(&self) -> bool {
-        self.external.iter().all(|e| e.process.is_none())
+        self.external.iter().all(|e| !e.alive)
     }
 
     /// True when every registered extension has called `/event/next` and waits.
@@ -191,12 +195,18 @@ impl Extensions {
         Ok(r)
     }
 
-    /// Queues `event` for every registration that `wants` it, delivering at once to those
-    /// waiting.
-    pub(crate) fn broadcast(&mut self, event: &Bytes, wants: impl Fn(&Registered) -> bool) {
-        for r in self.registered.iter_mut().filter(|r| wants(r)) {
-            r.send(event.clone());
-        }
+    /// Queues `event` for every registration that `wants` it; returns the deliveries due at
+    /// once, to those waiting.
+    pub(crate) fn broadcast(
+        &mut self,
+        event: &Bytes,
+        wants: impl Fn(&Registered) -> bool,
+    ) -> Vec<Delivery> {
+        self.registered
+            .iter_mut()
+            .filter(|r| wants(r))
+            .filter_map(|r| r.send(event.clone()))
+            .collect()
     }
 
     /// The environment is down: its extension processes are gone, and a registration that
@@ -211,51 +221,54 @@ impl Extensions {
         }
     }
 
-    /// Kills every external extension process.
-    pub(crate) fn kill_externals(&self) {
-        for e in self.external.iter().filter_map(|e| e.process.as_ref()) {
-            e.kill();
-        }
+    /// The launch-order indices of the external processes still running.
+    pub(crate) fn running_externals(&self) -> Vec<usize> {
+        (0..self.external.len())
+            .filter(|&i| self.external[i].alive)
+            .collect()
     }
 
-    /// Kills the external processes that are not registered for SHUTDOWN.
-    pub(crate) fn kill_externals_without_shutdown(&self) {
-        for e in &self.external {
-            let subscribed = self
-                .registered
-                .iter()
-                .any(|r| r.name == *e.name && r.shutdown);
-            if let (false, Some(p)) = (subscribed, &e.process) {
-                p.kill();
-            }
-        }
+    /// The running external processes that are not registered for SHUTDOWN.
+    pub(crate) fn running_externals_without_shutdown(&self) -> Vec<usize> {
+        self.running_externals()
+            .into_iter()
+            .filter(|&i| {
+                let name = &self.external[i].name;
+                !self
+                    .registered
+                    .iter()
+                    .any(|r| r.name == **name && r.shutdown)
+            })
+            .collect()
     }
 }
 
 impl Registered {
-    /// Queues an event, delivering it at once if the extension is waiting.
-    pub(crate) fn send(&mut self, event: Bytes) {
+    /// Queues an event; returns its delivery when the extension is waiting.
+    pub(crate) fn send(&mut self, event: Bytes) -> Option<Delivery> {
         self.done = false;
         self.queued.push_back(event);
-        self.flush();
+        self.flush()
     }
 
     /// `/event/next`: the next queued event at once, or wait for one.
-    pub(crate) fn next(&mut self, reply: Reply<Bytes>) {
+    pub(crate) fn next(&mut self, reply: Reply<Bytes>) -> Option<Delivery> {
         self.waiting = Some(reply);
         if self.queued.is_empty() {
             self.done = true;
         }
-        self.flush();
+        self.flush()
     }
 
-    fn flush(&mut self) {
-        while let Some(event) = self.queued.front() {
-            let Some(waiting) = self.waiting.take() else {
-                return;
-            };
-            if waiting.send(Ok(event.clone())).is_ok() {
-                self.queued.pop_front();
+    /// The front event for the waiting call. A call whose connection is gone keeps the
+    /// event queued for the extension's next call.
+    fn flush(&mut self) -> Option<Delivery> {
+        let waiting = self.waiting.take_if(|w| !w.is_closed())?;
+        match self.queued.pop_front() {
+            Some(event) => Some((waiting, event)),
+            None => {
+                self.waiting = Some(waiting);
+                None
             }
         }
     }
@@ -302,7 +315,7 @@ mod tests {
         let mut e = Extensions::default();
         e.external.push(External {
             name: name.into(),
-            process: None,
+            alive: true,
             registered: false,
         });
         e
@@ -386,17 +399,37 @@ mod tests {
         e.register("ext", &body(r#"{"events":["INVOKE"]}"#), Window::Open)
             .unwrap();
         let r = &mut e.registered[0];
-        r.send(Bytes::from_static(b"one"));
+        assert!(
+            r.send(Bytes::from_static(b"one")).is_none(),
+            "nobody waits yet"
+        );
         assert!(!r.done);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        r.next(tx);
-        assert_eq!(rx.await.unwrap().unwrap(), "one");
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        let (_, event) = r.next(tx).expect("the queued event goes at once");
+        assert_eq!(event, "one");
         assert!(!r.done, "receiving an event is not being done with it");
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        r.next(tx);
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        assert!(r.next(tx).is_none());
         assert!(r.done);
-        assert!(rx.try_recv().is_err());
-        r.send(Bytes::from_static(b"two"));
-        assert_eq!(rx.await.unwrap().unwrap(), "two");
+        let (_, event) = r
+            .send(Bytes::from_static(b"two"))
+            .expect("the waiting call gets it");
+        assert_eq!(event, "two");
+    }
+
+    /// An extension whose `/event/next` connection went away gets the event on its next
+    /// call instead of losing it.
+    #[test]
+    fn an_event_for_a_call_that_went_away_waits_for_the_next_call() {
+        let mut e = with_external("ext");
+        e.register("ext", &body(r#"{"events":["INVOKE"]}"#), Window::Open)
+            .unwrap();
+        let r = &mut e.registered[0];
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        assert!(r.next(tx).is_none());
+        drop(rx);
+        assert!(r.send(Bytes::from_static(b"kept")).is_none());
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        assert_eq!(r.next(tx).map(|(_, e)| e).as_deref(), Some(&b"kept"[..]));
     }
 }

@@ -8,9 +8,9 @@ use ironlambda_api_client::ExtensionRoute;
 use ironlambda_api_client::extension_headers as headers;
 use ironlambda_api_client::telemetry::SubscriptionApi;
 use ironlambda_api_client::wire::{MAX_EXTENSIONS_API_BODY as MAX_BODY, STATUS_OK_BODY};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use crate::calls::{Call, ErrorPhase, ExtensionCall, Refusal, Reply as Answer, refuse};
+use crate::calls::{Call, Calls, ErrorPhase, ExtensionCall, Refusal, Reply as Answer, refuse};
 use crate::http_util::{Reply, json, read_limited};
 
 fn text(h: &HeaderMap, name: &str) -> Option<String> {
@@ -40,7 +40,7 @@ fn identifier(h: &HeaderMap) -> Result<String, Refusal> {
 
 /// Sends `call` to the environment and waits for its answer.
 async fn ask<T>(
-    calls: &mpsc::Sender<Call>,
+    calls: &Calls,
     call: impl FnOnce(Answer<T>) -> ExtensionCall,
 ) -> Result<T, Refusal> {
     let stopped = || {
@@ -58,11 +58,7 @@ async fn ask<T>(
     rx.await.map_err(|_| stopped())?
 }
 
-pub(crate) async fn handle(
-    route: ExtensionRoute,
-    req: Request<Incoming>,
-    calls: &mpsc::Sender<Call>,
-) -> Reply {
+pub(crate) async fn handle(route: ExtensionRoute, req: Request<Incoming>, calls: &Calls) -> Reply {
     match call(route, req, calls).await {
         Ok(reply) => reply,
         Err((status, body)) => json(status, body.to_json()),
@@ -72,7 +68,7 @@ pub(crate) async fn handle(
 async fn call(
     route: ExtensionRoute,
     req: Request<Incoming>,
-    calls: &mpsc::Sender<Call>,
+    calls: &Calls,
 ) -> Result<Reply, Refusal> {
     if req.method() != route.method() {
         return Err(refuse(

@@ -31,6 +31,7 @@ mod extensions;
 mod extensions_api;
 mod faults;
 mod function_name;
+mod lifecycle;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
@@ -44,6 +45,7 @@ pub mod fuzzing {
 mod http_util;
 mod invoke_api;
 mod logs;
+mod platform;
 mod process;
 #[cfg(test)]
 mod properties;
@@ -136,6 +138,22 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Runs up to `n` invocations at once in one environment, as Lambda Managed Instances do
+    /// (default 1): the function gets `AWS_LAMBDA_MAX_CONCURRENCY=n`, each invoke goes to
+    /// an idle runtime `/next`, and one invocation's timeout fails only that invocation.
+    pub fn max_concurrency(mut self, n: u32) -> Self {
+        self.function.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Runs up to `m` execution environments side by side (default 1), each with its own
+    /// runtime and extension processes and its own Runtime API port; a new one starts when
+    /// an invoke finds every running one busy, as Lambda scales a function out.
+    pub fn environments(mut self, m: usize) -> Self {
+        self.function.environments = m.max(1);
+        self
+    }
+
     /// Makes the Runtime API misbehave on purpose (see [`Faults`]), to see how a function
     /// copes with a broken control plane.
     pub fn faults(mut self, faults: Faults) -> Self {
@@ -188,40 +206,60 @@ impl EmulatorBuilder {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}{hint}", self.addr))
         })?;
         let addr = listener.local_addr()?;
+        // The first environment's Runtime API shares the Invoke API's port; every other
+        // environment gets a port of its own, as each sandbox has its own endpoint.
+        let mut listeners = vec![listener];
+        for _ in 1..self.function.environments {
+            listeners.push(TcpListener::bind((addr.ip(), 0)).await?);
+        }
         let config = Arc::new(self.function);
-        let hub = Arc::new(telemetry::TelemetryHub::default());
         let json_format = config
             .env
             .iter()
             .any(|(k, v)| k == "AWS_LAMBDA_LOG_FORMAT" && v.trim().eq_ignore_ascii_case("json"));
-        let logs = Logs::new(self.echo, json_format, hub.clone());
+        let first_hub = Arc::new(telemetry::TelemetryHub::default());
+        let logs = Logs::new(self.echo, json_format, listeners.len(), first_hub.clone());
+        let mut outputs = vec![(logs.clone(), first_hub)];
+        for index in 1..listeners.len() {
+            let hub = Arc::new(telemetry::TelemetryHub::default());
+            outputs.push((logs.for_environment(index, hub.clone()), hub));
+        }
+        let runtime_apis = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.to_string()))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let (calls_tx, calls_rx) = mpsc::channel(64);
         let (invokes_tx, invokes_rx) = mpsc::channel(QUEUE_LIMIT);
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel();
-        let environment = environment::Environment::new(
-            config.clone(),
-            addr.to_string(),
-            logs.clone(),
-            hub,
-            exits_tx,
-        );
-        let environment = tokio::spawn(environment.run(calls_rx, invokes_rx, exits_rx, stop_rx));
-        let shared = Arc::new(server::Shared {
-            config: config.clone(),
-            logs: logs.clone(),
-            faults: Arc::new(self.faults),
-            calls: calls_tx,
-            invokes: invokes_tx,
-        });
-        let server = tokio::spawn(server::serve(listener, shared));
+        let environments =
+            environment::Environments::new(config.clone(), runtime_apis, outputs, exits_tx);
+        let environment = tokio::spawn(environments.run(calls_rx, invokes_rx, exits_rx, stop_rx));
+        let faults = Arc::new(self.faults);
+        let servers = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(index, listener)| {
+                let shared = Arc::new(server::Shared {
+                    config: config.clone(),
+                    logs: logs.clone(),
+                    faults: faults.clone(),
+                    calls: calls::Calls {
+                        environment: index,
+                        tx: calls_tx.clone(),
+                    },
+                    invokes: invokes_tx.clone(),
+                });
+                tokio::spawn(server::serve(listener, shared))
+            })
+            .collect();
         Ok(Emulator {
             addr,
             config,
             logs,
             stop: Some(stop_tx),
             environment,
-            server,
+            servers,
         })
     }
 }
@@ -258,7 +296,7 @@ pub struct Emulator {
     logs: Logs,
     stop: Option<oneshot::Sender<()>>,
     environment: JoinHandle<()>,
-    server: JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
 }
 
 impl Emulator {
@@ -322,8 +360,10 @@ impl Emulator {
             let _ = stop.send(());
         }
         let _ = (&mut self.environment).await;
-        self.server.abort();
-        let _ = (&mut self.server).await;
+        for server in &mut self.servers {
+            server.abort();
+            let _ = server.await;
+        }
     }
 }
 
@@ -331,6 +371,8 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         // Aborting drops the environment task, and with it the child (kill_on_drop).
         self.environment.abort();
-        self.server.abort();
+        for server in &self.servers {
+            server.abort();
+        }
     }
 }

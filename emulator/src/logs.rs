@@ -22,9 +22,16 @@ pub(crate) enum Source {
 }
 
 /// The emulator's log: every line the function printed plus the platform's lines.
+///
+/// With several environments each line is tagged with its environment (`[env 2] START
+/// RequestId: …`), as Lambda writes each environment to a log stream of its own.
 #[derive(Clone, Debug)]
 pub struct Logs {
     inner: Arc<Inner>,
+    /// Where this environment's lines go as telemetry.
+    telemetry: Arc<TelemetryHub>,
+    /// `[env N] `, when there are several environments.
+    tag: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -32,7 +39,8 @@ struct Inner {
     echo: bool,
     /// The function logs in Lambda's JSON format (`AWS_LAMBDA_LOG_FORMAT=JSON`).
     json_format: bool,
-    telemetry: Arc<TelemetryHub>,
+    /// Lines carry an environment tag.
+    tagged: bool,
     captured: Mutex<Kept>,
     added: Notify,
 }
@@ -52,21 +60,47 @@ const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
 const TAIL_BYTES: usize = 4096;
 
 impl Logs {
-    pub(crate) fn new(echo: bool, json_format: bool, telemetry: Arc<TelemetryHub>) -> Self {
-        Logs {
+    /// The log of an emulator with `environments` environments; this handle writes for the
+    /// first.
+    pub(crate) fn new(
+        echo: bool,
+        json_format: bool,
+        environments: usize,
+        telemetry: Arc<TelemetryHub>,
+    ) -> Self {
+        let logs = Logs {
             inner: Arc::new(Inner {
                 echo,
                 json_format,
-                telemetry,
+                tagged: environments > 1,
                 captured: Mutex::new(Kept::default()),
                 added: Notify::new(),
             }),
+            telemetry,
+            tag: None,
+        };
+        logs.for_environment(0, logs.telemetry.clone())
+    }
+
+    /// The same log, written by environment `index` (from 0), whose lines go to
+    /// `telemetry`'s subscribers.
+    pub(crate) fn for_environment(&self, index: usize, telemetry: Arc<TelemetryHub>) -> Self {
+        Logs {
+            inner: self.inner.clone(),
+            telemetry,
+            tag: self
+                .inner
+                .tagged
+                .then(|| Arc::from(format!("[env {}] ", index + 1))),
         }
     }
 
     /// Adds one line.
     pub(crate) fn line(&self, line: impl Into<String>) {
-        let line = line.into();
+        let mut line = line.into();
+        if let Some(tag) = &self.tag {
+            line.insert_str(0, tag);
+        }
         if self.inner.echo {
             println!("{}", printable(&line));
         }
@@ -106,8 +140,7 @@ impl Logs {
                 ("extension", TelemetryType::Extension)
             }
         };
-        self.inner
-            .telemetry
+        self.telemetry
             .publish(category, TelemetryEvent::now(kind, record));
     }
 
@@ -127,17 +160,29 @@ impl Logs {
     pub(crate) async fn tail(&self, request_id: &str, limit: Duration) -> Option<String> {
         let report = format!("REPORT RequestId: {request_id}");
         let start = format!("START RequestId: {request_id}");
-        self.wait_for(limit, |l| l.starts_with(&report)).await;
+        let is = |line: &str, prefix: &str| self.untagged(line).starts_with(prefix);
+        self.wait_for(limit, |l| is(l, &report)).await;
         let lines = self.lines();
-        let first = lines.iter().rposition(|l| l.starts_with(&start))?;
+        let first = lines.iter().rposition(|l| is(l, &start))?;
         let last = lines[first..]
             .iter()
-            .position(|l| l.starts_with(&report))
+            .position(|l| is(l, &report))
             .map_or(lines.len(), |i| first + i + 1);
         let mut text = lines[first..last].join("\n");
         text.push('\n');
         let cut = text.len().saturating_sub(TAIL_BYTES);
         Some(base64::engine::general_purpose::STANDARD.encode(&text.as_bytes()[cut..]))
+    }
+
+    /// `line` without its environment tag.
+    fn untagged<'a>(&self, line: &'a str) -> &'a str {
+        match self.inner.tagged {
+            true => line
+                .strip_prefix("[env ")
+                .and_then(|rest| rest.split_once("] "))
+                .map_or(line, |(_, rest)| rest),
+            false => line,
+        }
     }
 
     /// Waits until a line satisfies `pred`, for at most `limit`; returns that line.
@@ -185,7 +230,7 @@ mod tests {
 
     #[test]
     fn what_is_kept_is_bounded_in_lines_and_in_bytes() {
-        let logs = Logs::new(false, false, Arc::new(TelemetryHub::default()));
+        let logs = Logs::new(false, false, 1, Arc::new(TelemetryHub::default()));
         for i in 0..MAX_KEPT + 5 {
             logs.line(format!("{i}"));
         }
@@ -220,7 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tail_is_the_last_4_kb_of_one_invocation() {
-        let logs = Logs::new(false, false, Arc::new(TelemetryHub::default()));
+        let logs = Logs::new(false, false, 1, Arc::new(TelemetryHub::default()));
         logs.line("START RequestId: a Version: $LATEST");
         logs.line("REPORT RequestId: a\tDuration: 1.00 ms");
         logs.line("START RequestId: b Version: $LATEST");

@@ -43,6 +43,14 @@ struct Args {
     /// Start the function now instead of on the first invoke.
     #[arg(long)]
     eager: bool,
+    /// Invocations one environment runs at once (Lambda Managed Instances): the function
+    /// gets AWS_LAMBDA_MAX_CONCURRENCY=N.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_concurrency: u32,
+    /// Up to this many execution environments side by side, started on demand as
+    /// concurrent invokes arrive (each with its own processes and log tag).
+    #[arg(long, value_name = "M", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    environments: u16,
     /// Make the Runtime API misbehave on purpose (repeatable): next-500, next-drop,
     /// truncate-event, omit-header=NAME, corrupt-header=NAME, response-STATUS, delay=MS,
     /// close, random=SEED[:PERCENT]; append xN to apply N times.
@@ -96,6 +104,8 @@ async fn serve(args: Args) -> ExitCode {
         .init_timeout(Duration::from_secs_f64(args.init_timeout))
         .memory_mb(args.memory)
         .eager_init(args.eager)
+        .max_concurrency(args.max_concurrency)
+        .environments(usize::from(args.environments))
         .echo_logs(true);
     if let Some(dir) = &args.extensions_dir {
         builder = builder.extensions_dir(dir);

@@ -43,9 +43,10 @@ pub(crate) enum Who {
     Extension(usize),
 }
 
-/// A process exit, tagged with the init generation it belongs to.
+/// A process exit, tagged with the environment and init generation it belongs to.
 #[derive(Debug)]
 pub(crate) struct Exit {
+    pub(crate) environment: usize,
     pub(crate) generation: u64,
     pub(crate) who: Who,
     pub(crate) status: std::io::Result<ExitStatus>,
@@ -96,6 +97,12 @@ pub(crate) fn lambda_environment(
             "/usr/local/bin:/usr/bin:/bin:/opt/bin".into(),
         ),
     ];
+    if config.max_concurrency > 1 {
+        env.push((
+            "AWS_LAMBDA_MAX_CONCURRENCY".into(),
+            config.max_concurrency.to_string(),
+        ));
+    }
     for name in PASSED_THROUGH {
         if let Ok(v) = std::env::var(name) {
             env.push(((*name).into(), v));
@@ -133,6 +140,7 @@ pub(crate) struct Launch<'a> {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) source: Source,
     pub(crate) who: Who,
+    pub(crate) environment: usize,
     pub(crate) generation: u64,
 }
 
@@ -172,7 +180,7 @@ impl Process {
         let pid = child.id();
         let (signals, mut signal_rx) = mpsc::unbounded_channel::<i32>();
         let exits = exits.clone();
-        let (who, generation) = (launch.who, launch.generation);
+        let (who, environment, generation) = (launch.who, launch.environment, launch.generation);
         tokio::spawn(async move {
             // Whatever way this task ends (the process exited, or the emulator dropped
             // it), no process the child started outlives it.
@@ -198,6 +206,7 @@ impl Process {
                 }
             };
             let _ = exits.send(Exit {
+                environment,
                 generation,
                 who,
                 status,

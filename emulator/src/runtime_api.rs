@@ -15,7 +15,7 @@ use ironlambda_api_client::wire::{
 use ironlambda_api_client::{RuntimeRoute, read_stream_error_trailers};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{Call, Event, Refusal, RuntimeCall, StreamedBody};
+use crate::calls::{Call, Calls, Event, Refusal, RuntimeCall, StreamedBody};
 use crate::faults::{Faults, Kind, Plan, corrupted};
 use crate::http_util::{Reply, json, read_limited};
 
@@ -35,7 +35,7 @@ impl std::error::Error for Dropped {}
 pub(crate) async fn handle(
     route: RuntimeRoute<'_>,
     req: Request<Incoming>,
-    calls: &mpsc::Sender<Call>,
+    calls: &Calls,
     faults: &Faults,
 ) -> Result<Reply, Dropped> {
     if route == RuntimeRoute::Next {
@@ -65,7 +65,7 @@ pub(crate) async fn handle(
 async fn serve(
     route: RuntimeRoute<'_>,
     req: Request<Incoming>,
-    calls: &mpsc::Sender<Call>,
+    calls: &Calls,
     faults: &Faults,
 ) -> Reply {
     if req.method() != route.method() {
@@ -148,7 +148,7 @@ async fn serve(
 /// and how it ended (trailers, limit, truncation) goes to the environment, which decides
 /// what the caller and the runtime get. Nothing holds more than a chunk or two: when the
 /// caller reads slowly, the channel fills and this stops reading from the runtime.
-async fn stream_response(id: String, req: Request<Incoming>, calls: &mpsc::Sender<Call>) -> Reply {
+async fn stream_response(id: String, req: Request<Incoming>, calls: &Calls) -> Reply {
     let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
     let (tx, rx) = oneshot::channel();
     let start = RuntimeCall::StreamStart {

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::calls::{Call, Invocation};
+use crate::calls::{Calls, Invocation};
 use crate::config::FunctionConfig;
 use crate::faults::Faults;
 use crate::http_util::{Reply, json};
@@ -25,7 +25,7 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<FunctionConfig>,
     pub(crate) logs: Logs,
     pub(crate) faults: Arc<Faults>,
-    pub(crate) calls: mpsc::Sender<Call>,
+    pub(crate) calls: Calls,
     pub(crate) invokes: mpsc::Sender<Invocation>,
 }
 

@@ -11,7 +11,7 @@ use http::{Method, Request, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use ironlambda_api_client::telemetry::{
-    Destination, SubscriptionApi, TelemetryEvent, TelemetrySubscription, TelemetryType,
+    Destination, TelemetryEvent, TelemetrySubscription, TelemetryType,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -25,7 +25,6 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 struct Subscriber {
     extension_id: String,
-    api: SubscriptionApi,
     types: Vec<TelemetryType>,
     events: mpsc::UnboundedSender<Delivery>,
 }
@@ -57,29 +56,15 @@ impl TelemetryHub {
         self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The API an extension already subscribed through, if any.
-    pub(crate) fn subscribed_api(&self, extension_id: &str) -> Option<SubscriptionApi> {
-        self.subscribers()
-            .iter()
-            .find(|s| s.extension_id == extension_id)
-            .map(|s| s.api)
-    }
-
     /// Adds (or replaces: subscribing is idempotent) a validated subscription and starts
     /// its delivery task.
-    pub(crate) fn subscribe(
-        &self,
-        extension_id: &str,
-        api: SubscriptionApi,
-        sub: TelemetrySubscription,
-    ) {
+    pub(crate) fn subscribe(&self, extension_id: &str, sub: TelemetrySubscription) {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(deliver(rx, sub.destination, sub.buffering.resolved()));
         let mut subs = self.subscribers();
         subs.retain(|s| s.extension_id != extension_id);
         subs.push(Subscriber {
             extension_id: extension_id.to_owned(),
-            api,
             types: sub.types,
             events: tx,
         });
