@@ -70,7 +70,7 @@ pub use config::{EXTENSIONS_DISABLED_MARKER, FunctionConfig};
 pub use faults::{FaultSpecError, Faults};
 pub use logs::Logs;
 
-/// How many invocations may wait for the environment before callers get 429.
+/// How many invocations may wait for an environment by default before callers get 429.
 const QUEUE_LIMIT: usize = 1024;
 
 /// Configures and starts an [`Emulator`].
@@ -80,6 +80,7 @@ pub struct EmulatorBuilder {
     addr: SocketAddr,
     echo: bool,
     faults: Faults,
+    queue_limit: usize,
 }
 
 impl EmulatorBuilder {
@@ -151,6 +152,13 @@ impl EmulatorBuilder {
     /// an invoke finds every running one busy, as Lambda scales a function out.
     pub fn environments(mut self, m: usize) -> Self {
         self.function.environments = m.max(1);
+        self
+    }
+
+    /// How many invokes may wait while every environment is busy (default 1,024); past
+    /// that, callers get Lambda's throttling answer, 429 `TooManyRequestsException`.
+    pub fn queue_limit(mut self, n: usize) -> Self {
+        self.queue_limit = n.max(1);
         self
     }
 
@@ -229,7 +237,7 @@ impl EmulatorBuilder {
             .map(|l| l.local_addr().map(|a| a.to_string()))
             .collect::<std::io::Result<Vec<_>>>()?;
         let (calls_tx, calls_rx) = mpsc::channel(64);
-        let (invokes_tx, invokes_rx) = mpsc::channel(QUEUE_LIMIT);
+        let (invokes_tx, invokes_rx) = mpsc::channel(self.queue_limit);
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         let (stop_tx, stop_rx) = oneshot::channel();
         let environments =
@@ -307,6 +315,7 @@ impl Emulator {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             echo: false,
             faults: Faults::none(),
+            queue_limit: QUEUE_LIMIT,
         }
     }
 

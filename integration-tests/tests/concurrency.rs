@@ -236,3 +236,165 @@ fn with_several_loops_the_trace_is_in_the_context_and_the_variable_is_never_set(
         assert_eq!(answer["trace_env"], Value::Null, "{answer}");
     }
 }
+
+// ----- through the emulator -------------------------------------------------------------
+
+use ironlambda_emulator::{invoke_request, send};
+use ironlambda_integration_tests::{emulator, invoke_in_background};
+
+/// `n` concurrent invokes of `payload` against `emu`, answered.
+async fn concurrently(
+    emu: &ironlambda_emulator::Emulator,
+    payloads: Vec<String>,
+) -> Vec<ironlambda_emulator::InvokeResponse> {
+    let calls: Vec<_> = payloads
+        .into_iter()
+        .map(|p| invoke_in_background(emu, p))
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.expect("the invoke task ends"));
+    }
+    answers
+}
+
+/// `--max-concurrency 4`: four invokes run at once in one process, by the function's own
+/// clock.
+#[tokio::test]
+async fn the_emulator_runs_max_concurrency_invocations_at_once_in_one_environment() {
+    let emu = emulator("test-function")
+        .max_concurrency(4)
+        .start()
+        .await
+        .unwrap();
+    let answers = concurrently(&emu, vec![r#"{"action":"sleep","ms":300}"#.to_owned(); 4]).await;
+    let spans: Vec<(u64, u64, u64)> = answers
+        .iter()
+        .map(|r| {
+            let a = r.json().unwrap();
+            assert_eq!(a["request_id"], r.request_id().unwrap(), "{a}");
+            (
+                a["started_ms"].as_u64().unwrap(),
+                a["ended_ms"].as_u64().unwrap(),
+                a["pid"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let last_start = spans.iter().map(|s| s.0).max().unwrap();
+    let first_end = spans.iter().map(|s| s.1).min().unwrap();
+    assert!(
+        last_start < first_end,
+        "they ran one after another: {spans:?}"
+    );
+    assert!(
+        spans.iter().all(|s| s.2 == spans[0].2),
+        "one process: {spans:?}"
+    );
+    assert_eq!(ironlambda_integration_tests::init_count(&emu), 1);
+    emu.shutdown().await;
+}
+
+/// 1,000 invokes from 16 callers at once through `--max-concurrency 8`: each caller gets
+/// its own invocation's answer, under the request id its answer names.
+#[tokio::test]
+async fn request_ids_never_cross_through_the_emulator_under_a_thousand_concurrent_invokes() {
+    let emu = emulator("test-function")
+        .max_concurrency(8)
+        .start()
+        .await
+        .unwrap();
+    let addr = emu.addr();
+    let callers: Vec<_> = (0..16)
+        .map(|caller| {
+            tokio::spawn(async move {
+                for n in 0..1000 / 16 + 1 {
+                    let token = format!("c{caller}-n{n}");
+                    let payload = if n % 4 == 0 {
+                        format!(r#"{{"action":"sleep","ms":{}}}"#, n % 5)
+                    } else {
+                        format!(r#"{{"action":"echo","value":"{token}"}}"#)
+                    };
+                    let r = send(addr, invoke_request(addr, "test-function", payload))
+                        .await
+                        .unwrap();
+                    let answer = r.json().unwrap();
+                    match answer.get("echo") {
+                        Some(echo) => assert_eq!(echo, token.as_str()),
+                        None => assert_eq!(answer["request_id"], r.request_id().unwrap()),
+                    }
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.expect("a caller saw a crossed answer");
+    }
+    emu.shutdown().await;
+}
+
+/// Past the queue, callers get Lambda's throttling answer.
+#[tokio::test]
+async fn invokes_beyond_the_queue_are_throttled_429() {
+    let emu = emulator("test-function")
+        .queue_limit(2)
+        .start()
+        .await
+        .unwrap();
+    let busy = invoke_in_background(&emu, r#"{"action":"sleep","ms":2000}"#);
+    emu.logs()
+        .wait_for(PATIENCE, |l| l.starts_with("START RequestId"))
+        .await
+        .expect("the first invoke runs");
+    // Three more while the first runs: two fit the queue of two, one is refused.
+    let more: Vec<_> = (0..3)
+        .map(|_| invoke_in_background(&emu, r#"{"action":"echo","value":1}"#))
+        .collect();
+    let mut statuses = Vec::new();
+    for call in more {
+        let r = call.await.unwrap();
+        if r.status == http::StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers["x-amzn-errortype"], "TooManyRequestsException");
+        } else {
+            assert_eq!(r.json().unwrap()["echo"], 1);
+        }
+        statuses.push(r.status.as_u16());
+    }
+    statuses.sort();
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(busy.await.unwrap().json().unwrap()["slept_ms"], 2000);
+    emu.shutdown().await;
+}
+
+/// `--environments 3`: three concurrent invokes scale out to three processes, each
+/// environment's lines are tagged, and shutting down ends every one of them.
+#[tokio::test]
+async fn the_emulator_scales_out_to_several_environments_and_shuts_them_all_down() {
+    let emu = emulator("test-function")
+        .environments(3)
+        .start()
+        .await
+        .unwrap();
+    let answers = concurrently(&emu, vec![r#"{"action":"sleep","ms":500}"#.to_owned(); 3]).await;
+    let pids: std::collections::HashSet<u64> = answers
+        .iter()
+        .map(|r| r.json().unwrap()["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    let lines = emu.logs().lines();
+    for n in 1..=3 {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("[env {n}] REPORT RequestId"))),
+            "{lines:#?}"
+        );
+    }
+    emu.shutdown().await;
+    for pid in pids {
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        });
+        assert!(!alive, "environment process {pid} outlived the shutdown");
+    }
+}
