@@ -154,8 +154,15 @@ async fn serve(args: Args) -> ExitCode {
         eprintln!("{warning}");
     }
     let c = emulator.config();
+    let mut scale = String::new();
+    if c.max_concurrency > 1 {
+        scale.push_str(&format!(", max concurrency {}", c.max_concurrency));
+    }
+    if c.environments > 1 {
+        scale.push_str(&format!(", up to {} environments", c.environments));
+    }
     println!(
-        "ironlambda-emulator: listening on http://{} (function {}, timeout {:.2} s, memory {} MB)",
+        "ironlambda-emulator: listening on http://{} (function {}, timeout {:.2} s, memory {} MB{scale})",
         emulator.addr(),
         c.name,
         c.timeout.as_secs_f64(),

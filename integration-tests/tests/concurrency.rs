@@ -398,3 +398,23 @@ async fn the_emulator_scales_out_to_several_environments_and_shuts_them_all_down
         assert!(!alive, "environment process {pid} outlived the shutdown");
     }
 }
+
+/// The shared-client example: four invocations at once in one environment, one client.
+#[tokio::test]
+async fn the_shared_client_example_serves_concurrent_invocations_with_one_client() {
+    let emu = emulator("shared-client")
+        .max_concurrency(4)
+        .start()
+        .await
+        .unwrap();
+    let answers = concurrently(&emu, vec![r#"{"wait_ms":300}"#.to_owned(); 4]).await;
+    let mut peak = 0;
+    for r in &answers {
+        let a = r.json().unwrap_or_else(|e| panic!("{e}: {}", r.text()));
+        assert_eq!(a["status"], 200, "{a}");
+        assert!(a["body"].as_str().unwrap().contains("pong"), "{a}");
+        peak = peak.max(a["peak"].as_u64().unwrap());
+    }
+    assert_eq!(peak, 4, "the four invocations did not overlap");
+    emu.shutdown().await;
+}

@@ -49,8 +49,19 @@ struct Running {
 }
 
 async fn start_emulator(function: &Path, extensions: Option<&Path>) -> Result<Running, String> {
+    start_emulator_with(function, extensions, &[]).await
+}
+
+async fn start_emulator_with(
+    function: &Path,
+    extensions: Option<&Path>,
+    args: &[&str],
+) -> Result<Running, String> {
     let mut cmd = Command::new(binary("ironlambda-emulator"));
-    cmd.arg("--function").arg(function).args(["--port", "0"]);
+    cmd.arg("--function")
+        .arg(function)
+        .args(["--port", "0"])
+        .args(args);
     if let Some(dir) = extensions {
         cmd.arg("--extensions-dir").arg(dir);
     }
@@ -201,6 +212,21 @@ async fn tour() -> Result<(), String> {
     stop(run).await?;
 
     println!(
+        "\n■ examples/src/bin/shared-client.rs: one client, four invocations at once (--max-concurrency 4)"
+    );
+    let run =
+        start_emulator_with(&binary("shared-client"), None, &["--max-concurrency", "4"]).await?;
+    invoke_together(
+        &run,
+        "shared-client",
+        "four invokes sent together run together (peak 4) in one process",
+        r#"{"wait_ms":200}"#,
+        4,
+    )
+    .await?;
+    stop(run).await?;
+
+    println!(
         "\n■ examples/src/bin/graceful.rs with the telemetry-summary extension (a layer's /opt/extensions)"
     );
     let dir = std::env::temp_dir().join(format!("ironlambda-tour-{}", std::process::id()));
@@ -233,6 +259,33 @@ async fn tour() -> Result<(), String> {
     stop(run).await?;
     let _ = std::fs::remove_dir_all(&dir);
     println!("\nDone: every emulator stopped on SIGTERM; no process left behind.");
+    Ok(())
+}
+
+/// Sends `count` invokes of `payload` at once and prints each answer.
+async fn invoke_together(
+    run: &Running,
+    function: &str,
+    what: &str,
+    payload: &str,
+    count: usize,
+) -> Result<(), String> {
+    println!(
+        "\n  ▶ {what}\n    → {count} × POST /2015-03-31/functions/{function}/invocations  {payload}"
+    );
+    let calls: Vec<_> = (0..count)
+        .map(|_| {
+            let request = invoke_request(run.addr, function, payload.to_owned());
+            tokio::spawn(send(run.addr, request))
+        })
+        .collect();
+    for call in calls {
+        let r = call
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("invoke failed: {e}"))?;
+        println!("    ← {}  {}", r.status.as_u16(), r.text());
+    }
     Ok(())
 }
 
