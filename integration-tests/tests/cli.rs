@@ -41,6 +41,63 @@ async fn sigterm_stops_the_function_and_the_emulator() {
     );
 }
 
+/// `--environments 2`: two invokes at once run in two function processes, with the
+/// extension each environment launches; SIGTERM shuts both environments down (SHUTDOWN to
+/// each extension) and the command exits 0 with no process left.
+#[tokio::test]
+async fn sigterm_shuts_down_every_environment() {
+    let function = binary("test-function");
+    let extensions = ironlambda_integration_tests::extensions_dir(&["test-extension"]);
+    let cli = start_cli(&[
+        "--function".as_ref(),
+        function.as_os_str(),
+        "--environments".as_ref(),
+        "2".as_ref(),
+        "--extensions-dir".as_ref(),
+        extensions.path().as_os_str(),
+    ])
+    .await;
+    let addr = cli.addr;
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn(send(
+                addr,
+                invoke_request(addr, "test-function", r#"{"action":"sleep","ms":400}"#),
+            ))
+        })
+        .collect();
+    let mut pids = Vec::new();
+    for call in calls {
+        let answer = call.await.unwrap().unwrap().json().unwrap();
+        pids.push(answer["pid"].as_u64().unwrap());
+    }
+    assert_ne!(pids[0], pids[1], "both ran in one environment");
+    let mut cli = cli;
+    // SAFETY: plain FFI call on our own, not yet reaped, child.
+    unsafe { libc::kill(cli.child.id().unwrap() as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::time::timeout(PATIENCE, cli.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    for env in ["[env 1]", "[env 2]"] {
+        let shutdown = format!("{env} [test-extension] SHUTDOWN spindown");
+        assert!(
+            cli.wait_for_line(|l| l.starts_with(&shutdown))
+                .await
+                .is_some(),
+            "{:#?}",
+            cli.lines()
+        );
+    }
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "function process {pid} outlived the emulator"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_arguments_are_clear_errors() {
     let cases: &[(&[&str], &str)] = &[
