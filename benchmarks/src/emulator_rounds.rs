@@ -13,24 +13,43 @@ use tokio::net::TcpStream;
 use crate::measure::Sample;
 use crate::stats::percentile;
 
-/// `clients` callers each invoke `per_client` times; returns throughput and latency.
-pub async fn round_trips(
-    binary: &Path,
-    clients: usize,
-    per_client: usize,
-    event: Bytes,
-) -> Result<Sample, String> {
+/// How the callers load the emulator.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub clients: usize,
+    pub per_client: usize,
+    /// Execution environments the emulator may run (`--environments`).
+    pub environments: usize,
+}
+
+/// `load.clients` callers each invoke `load.per_client` times; returns throughput and
+/// latency.
+pub async fn round_trips(binary: &Path, load: Load, event: Bytes) -> Result<Sample, String> {
+    let Load {
+        clients,
+        per_client,
+        environments,
+    } = load;
     let emulator = Emulator::builder(binary)
         .name("echo")
         .timeout(Duration::from_secs(60))
+        .environments(environments)
         .start()
         .await
         .map_err(|e| e.to_string())?;
-    // The first invoke starts the function; cold start is measured elsewhere.
-    emulator
-        .invoke(event.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    // Start every environment first (as many invokes at once); cold start is measured
+    // elsewhere.
+    let warm: Vec<_> = (0..environments)
+        .map(|_| {
+            let request = invoke_request(emulator.addr(), "echo", event.clone());
+            tokio::spawn(ironlambda_emulator::send(emulator.addr(), request))
+        })
+        .collect();
+    for w in warm {
+        w.await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
     let addr = emulator.addr();
     let started = Instant::now();
     let callers: Vec<_> = (0..clients)

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bytes::Bytes;
+use emulator_rounds::Load;
 use measure::{Case, Sample};
 use report::{Row, Target};
 
@@ -98,30 +99,35 @@ fn cases(quick: bool) -> Vec<Case> {
             event: Bytes::from_static(br#"{"n":1}"#),
             invocations: n(20_000),
             expect_errors: false,
+            concurrency: 1,
         },
         Case {
             name: "1 MB event",
             event: event_of(1 << 20),
             invocations: n(200),
             expect_errors: false,
+            concurrency: 1,
         },
         Case {
             name: "5 MB event",
             event: event_of(5 << 20),
             invocations: n(50),
             expect_errors: false,
+            concurrency: 1,
         },
         Case {
             name: "handler error",
             event: Bytes::from_static(br#"{"fail":"error"}"#),
             invocations: n(5_000),
             expect_errors: true,
+            concurrency: 1,
         },
         Case {
             name: "handler panic",
             event: Bytes::from_static(br#"{"fail":"panic"}"#),
             invocations: n(5_000),
             expect_errors: true,
+            concurrency: 1,
         },
     ]
 }
@@ -134,14 +140,68 @@ fn stream_cases(quick: bool) -> Vec<Case> {
             event: Bytes::from_static(br#"{"chunks":1600,"chunk_bytes":65536}"#),
             invocations: if quick { 1 } else { 3 },
             expect_errors: false,
+            concurrency: 1,
         },
         Case {
             name: "stream, one small chunk",
             event: Bytes::from_static(br#"{"chunks":1,"chunk_bytes":16}"#),
             invocations: if quick { 40 } else { 200 },
             expect_errors: false,
+            concurrency: 1,
         },
     ]
+}
+
+/// The concurrency cases, measured on `concurrent_ironlambda` and `concurrent_reference`.
+fn concurrent_cases(quick: bool) -> Vec<Case> {
+    let n = |full: usize| if quick { full / 20 } else { full };
+    [(4, n(2_000)), (16, n(8_000))]
+        .into_iter()
+        .map(|(concurrency, invocations)| Case {
+            name: if concurrency == 4 {
+                "concurrent N=4, 5 ms handler"
+            } else {
+                "concurrent N=16, 5 ms handler"
+            },
+            event: Bytes::from_static(br#"{"n":1}"#),
+            invocations,
+            expect_errors: false,
+            concurrency,
+        })
+        .collect()
+}
+
+/// Runs `case` on the two subjects `bins` (ours, then the reference's), interleaved and
+/// alternating who goes first.
+async fn paired(
+    launcher: &measure::Launcher,
+    bins: &[PathBuf],
+    case: &Case,
+    runs: usize,
+) -> Result<[Vec<Sample>; 2], String> {
+    let mut samples: [Vec<Sample>; 2] = Default::default();
+    for run in 0..runs {
+        let order = if run % 2 == 0 {
+            [OURS, REFERENCE]
+        } else {
+            [REFERENCE, OURS]
+        };
+        for s in order {
+            samples[s].push(measure::run_case(launcher, &bins[s], case).await?);
+        }
+    }
+    Ok(samples)
+}
+
+/// A row per metric for a two-subject case (no floor).
+fn paired_rows(case: &str, samples: &[Vec<Sample>; 2], metrics: &[Metric]) -> Vec<Row> {
+    metrics
+        .iter()
+        .map(|(name, f)| {
+            let pick = |s: usize| samples[s].iter().map(f).collect::<Vec<_>>();
+            Row::new(case, name, &pick(OURS), &pick(REFERENCE), None)
+        })
+        .collect()
 }
 
 /// The streaming subjects (the floor has no streaming counterpart).
@@ -295,21 +355,41 @@ async fn bench(o: &Options) -> Result<String, String> {
         let (clients, per_client) = if o.quick { (8, 5) } else { (8, 500) };
         let sequential = if o.quick { 20 } else { 4_000 };
         let tiny = Bytes::from_static(br#"{"n":1}"#);
-        let mut seq: [Vec<Sample>; 3] = Default::default();
-        let mut conc: [Vec<Sample>; 3] = Default::default();
-        for _ in 0..runs {
-            for s in [OURS, REFERENCE, FLOOR] {
-                seq[s].push(
-                    emulator_rounds::round_trips(&bins[s], 1, sequential, tiny.clone()).await?,
-                );
-                conc[s].push(
-                    emulator_rounds::round_trips(&bins[s], clients, per_client, tiny.clone())
-                        .await?,
-                );
+        let loads = [
+            (
+                "emulator, 1 caller",
+                Load {
+                    clients: 1,
+                    per_client: sequential,
+                    environments: 1,
+                },
+            ),
+            (
+                "emulator, 8 callers",
+                Load {
+                    clients,
+                    per_client,
+                    environments: 1,
+                },
+            ),
+            (
+                "emulator, 8 callers, 4 environments",
+                Load {
+                    clients,
+                    per_client,
+                    environments: 4,
+                },
+            ),
+        ];
+        for (name, load) in loads {
+            let mut samples: [Vec<Sample>; 3] = Default::default();
+            for _ in 0..runs {
+                for s in [OURS, REFERENCE, FLOOR] {
+                    samples[s]
+                        .push(emulator_rounds::round_trips(&bins[s], load, tiny.clone()).await?);
+                }
             }
-        }
-        for (name, samples) in [("emulator, 1 caller", &seq), ("emulator, 8 callers", &conc)] {
-            rows.extend(metric_rows(name, samples, true).into_iter().take(3));
+            rows.extend(metric_rows(name, &samples, true).into_iter().take(3));
         }
     }
     eprintln!("bench: emulator done");
@@ -323,38 +403,49 @@ async fn bench(o: &Options) -> Result<String, String> {
         .collect();
     if !streams.is_empty() {
         let stream_bins = stream_bins()?;
+        let metrics: [Metric; 5] = [
+            ("invocations/s", |s| s.invocations_per_s),
+            ("time to first byte µs", |s| s.first_byte_us),
+            ("CPU µs/invocation", |s| s.cpu_us),
+            ("user CPU µs/invocation", |s| s.user_us),
+            ("peak RSS KiB", |s| s.peak_rss_kb),
+        ];
         for case in streams {
-            let mut samples: [Vec<Sample>; 2] = Default::default();
-            for run in 0..runs {
-                let order = if run % 2 == 0 {
-                    [OURS, REFERENCE]
-                } else {
-                    [REFERENCE, OURS]
-                };
-                for s in order {
-                    samples[s].push(measure::run_case(&launcher, &stream_bins[s], &case).await?);
-                }
-            }
-            let metrics: [Metric; 5] = [
-                ("invocations/s", |s| s.invocations_per_s),
-                ("time to first byte µs", |s| s.first_byte_us),
-                ("CPU µs/invocation", |s| s.cpu_us),
-                ("user CPU µs/invocation", |s| s.user_us),
-                ("peak RSS KiB", |s| s.peak_rss_kb),
-            ];
-            for (name, f) in metrics {
-                let pick = |s: usize| samples[s].iter().map(f).collect::<Vec<_>>();
-                rows.push(Row::new(
-                    case.name,
-                    name,
-                    &pick(OURS),
-                    &pick(REFERENCE),
-                    None,
-                ));
-            }
+            let samples = paired(&launcher, &stream_bins, &case, runs).await?;
+            rows.extend(paired_rows(case.name, &samples, &metrics));
             if case.name == "stream 100 MB" {
                 let peaks: Vec<f64> = samples[OURS].iter().map(|s| s.peak_rss_kb).collect();
                 stream_peak_kib = Some(stats::median(&peaks));
+            }
+            eprintln!("bench: {} done", case.name);
+        }
+    }
+
+    // Lambda Managed Instances: N invocation loops, each invocation awaiting 5 ms, ours
+    // against the reference's `run_concurrent`.
+    let mut concurrent_rate = None;
+    let concurrent: Vec<Case> = concurrent_cases(o.quick)
+        .into_iter()
+        .filter(|c| selected(c.name))
+        .collect();
+    if !concurrent.is_empty() {
+        let concurrent_bins = vec![
+            path("concurrent_ironlambda")?,
+            path("concurrent_reference")?,
+        ];
+        let metrics: [Metric; 5] = [
+            ("invocations/s", |s| s.invocations_per_s),
+            ("latency p50 µs", |s| s.p50_us),
+            ("latency p99 µs", |s| s.p99_us),
+            ("CPU µs/invocation", |s| s.cpu_us),
+            ("peak RSS KiB", |s| s.peak_rss_kb),
+        ];
+        for case in concurrent {
+            let samples = paired(&launcher, &concurrent_bins, &case, runs).await?;
+            rows.extend(paired_rows(case.name, &samples, &metrics));
+            if case.concurrency == 4 {
+                let rates: Vec<f64> = samples[OURS].iter().map(|s| s.invocations_per_s).collect();
+                concurrent_rate = Some(stats::median(&rates));
             }
             eprintln!("bench: {} done", case.name);
         }
@@ -391,6 +482,24 @@ async fn bench(o: &Options) -> Result<String, String> {
             limit: 0.85,
             higher_is_better: false,
         },
+        Target {
+            case: "concurrent N=16, 5 ms handler",
+            metric: "invocations/s",
+            limit: 1.3,
+            higher_is_better: true,
+        },
+        Target {
+            case: "concurrent N=16, 5 ms handler",
+            metric: "CPU µs/invocation",
+            limit: 0.6,
+            higher_is_better: false,
+        },
+        Target {
+            case: "concurrent N=4, 5 ms handler",
+            metric: "CPU µs/invocation",
+            limit: 0.6,
+            higher_is_better: false,
+        },
     ];
     let mut doc = String::new();
     doc.push_str("# Benchmarks\n\nGenerated by `make bench` (the `bench` binary in `benchmarks/`); numbers in the docs come from here only.\n\n");
@@ -401,11 +510,20 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str("- Subjects: `benchmarks/examples/echo_ironlambda.rs`, `echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON, each answer and the next `/next` in one write as ironlambda does), all built with the workspace release profile, on a current-thread tokio runtime.\n");
     doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs in the bench process, which the scheduler usually puts on the other core, so every message costs a cross-core wake-up.\n");
     doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n");
+    doc.push_str("- Concurrent rows: `concurrent_ironlambda.rs` and `concurrent_reference.rs` (`lambda_runtime::run_concurrent`, feature `concurrency-tokio`) with `AWS_LAMBDA_MAX_CONCURRENCY=N`, on `#[tokio::main]` (multi-thread), each invocation awaiting a 5 ms timer; the mock API hands an event to every open `/next`.\n");
     doc.push_str("- Stream rows: `stream_ironlambda.rs` (`Streaming::channel`) and `stream_reference.rs` (`lambda_runtime::streaming::channel`) stream N chunks of one shared buffer; the mock API reads each body a frame at a time. Time to first byte is from serving `/next` to the first body byte of the streamed `/response`.\n\n");
     doc.push_str("## Results\n\n");
     doc.push_str(&report::table(&rows));
     doc.push_str("\n## Targets\n\n");
     doc.push_str(&report::targets(&rows, &goals));
+    if let Some(rate) = concurrent_rate {
+        // 4 loops, each invocation waiting 5 ms: at best 800 invocations/s.
+        let goal = 0.9 * 4.0 / 0.005;
+        let verdict = if rate >= goal { "met" } else { "missed" };
+        doc.push_str(&format!(
+            "- concurrent N=4, invocations/s of ours ≥ 0.9 × 4 / 5 ms = {goal:.0} (absolute): {rate:.0}, {verdict}\n"
+        ));
+    }
     if let Some(kib) = stream_peak_kib {
         let verdict = if kib <= 16.0 * 1024.0 {
             "met"

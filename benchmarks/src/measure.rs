@@ -35,6 +35,8 @@ pub struct Case {
     pub invocations: usize,
     /// Whether every answer is expected on `/error` rather than `/response`.
     pub expect_errors: bool,
+    /// `AWS_LAMBDA_MAX_CONCURRENCY` for the subject (1: unset).
+    pub concurrency: u32,
 }
 
 /// CPU time (from `wait4`) and peak RSS of a finished child.
@@ -82,9 +84,10 @@ fn spawn(
     launcher: &Launcher,
     binary: &Path,
     api: std::net::SocketAddr,
+    concurrency: u32,
 ) -> std::io::Result<std::process::Child> {
-    launcher
-        .command(binary)
+    let mut command = launcher.command(binary);
+    command
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
@@ -93,7 +96,11 @@ fn spawn(
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/echo")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/01/01/[$LATEST]bench")
-        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand");
+    if concurrency > 1 {
+        command.env("AWS_LAMBDA_MAX_CONCURRENCY", concurrency.to_string());
+    }
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -129,8 +136,8 @@ pub async fn run_case(launcher: &Launcher, binary: &Path, case: &Case) -> Result
     let api = MockApi::start(case.event.clone(), case.invocations)
         .await
         .map_err(|e| e.to_string())?;
-    let mut child =
-        spawn(launcher, binary, api.addr()).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let mut child = spawn(launcher, binary, api.addr(), case.concurrency)
+        .map_err(|e| format!("{}: {e}", binary.display()))?;
     let finished = tokio::time::timeout(RUN_LIMIT, api.finished()).await;
     if !launcher.wrapper.is_empty() {
         // Closing the API makes the subject give up and exit; the profiler then reports.
@@ -181,7 +188,7 @@ pub async fn cold_start(binary: &Path) -> Result<f64, String> {
         .await
         .map_err(|e| e.to_string())?;
     let spawned = Instant::now();
-    let child = spawn(&Launcher::default(), binary, api.addr())
+    let child = spawn(&Launcher::default(), binary, api.addr(), 1)
         .map_err(|e| format!("{}: {e}", binary.display()))?;
     let arrived = tokio::time::timeout(Duration::from_secs(30), api.first_next()).await;
     let _ = kill_and_reap(child);

@@ -52,6 +52,17 @@ fn a_quick_stream_run_measures_time_to_first_byte_for_both_runtimes() {
 }
 
 #[test]
+fn a_quick_concurrent_run_measures_both_runtimes_with_four_loops() {
+    let cells = quick_row(
+        "concurrent N=4",
+        "| concurrent N=4, 5 ms handler | invocations/s |",
+    );
+    for cell in &cells[3..6] {
+        assert!(!cell.is_empty() && cell != "—", "{cells:?}");
+    }
+}
+
+#[test]
 fn bad_arguments_are_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_bench"))
         .arg("--frobnicate")
