@@ -204,6 +204,9 @@ fn paired_rows(case: &str, samples: &[Vec<Sample>; 2], metrics: &[Metric]) -> Ve
         .collect()
 }
 
+/// The concurrency subjects (the floor has no concurrent counterpart).
+const CONCURRENT_SUBJECTS: [&str; 2] = ["concurrent_ironlambda", "concurrent_reference"];
+
 /// The streaming subjects (the floor has no streaming counterpart).
 const STREAM_SUBJECTS: [&str; 2] = ["stream_ironlambda", "stream_reference"];
 
@@ -264,31 +267,30 @@ async fn bench(o: &Options) -> Result<String, String> {
         })
     };
     let bins: Vec<PathBuf> = SUBJECTS.iter().map(|n| path(n)).collect::<Result<_, _>>()?;
-    let stream_bins = || -> Result<Vec<PathBuf>, String> {
-        Ok(vec![path("stream_ironlambda")?, path("stream_reference")?])
-    };
+    let stream_bins =
+        || -> Result<Vec<PathBuf>, String> { STREAM_SUBJECTS.iter().map(|n| path(n)).collect() };
     if let Some((name, launcher)) = &o.profile {
-        let streaming = name.starts_with("stream");
-        let (all_cases, bins) = if streaming {
-            (stream_cases(false), stream_bins()?)
-        } else {
-            (cases(false), bins)
-        };
-        let case = all_cases
+        // Every group of cases with the subjects it runs on.
+        let groups: Vec<(Vec<Case>, Vec<&str>)> = vec![
+            (cases(false), SUBJECTS.to_vec()),
+            (stream_cases(false), STREAM_SUBJECTS.to_vec()),
+            (concurrent_cases(false), CONCURRENT_SUBJECTS.to_vec()),
+        ];
+        let (case, subjects) = groups
             .into_iter()
-            .find(|c| c.name.starts_with(name.as_str()))
+            .find_map(|(cases, subjects)| {
+                let case = cases
+                    .into_iter()
+                    .find(|c| c.name.starts_with(name.as_str()))?;
+                Some((case, subjects))
+            })
             .ok_or_else(|| format!("no case named {name:?}"))?;
         let case = Case {
             invocations: case.invocations.min(5_000),
             ..case
         };
-        let subjects: &[&str] = if streaming {
-            &STREAM_SUBJECTS
-        } else {
-            &SUBJECTS
-        };
-        for (subject, bin) in subjects.iter().zip(&bins) {
-            measure::run_case(launcher, bin, &case).await?;
+        for subject in subjects {
+            measure::run_case(launcher, &path(subject)?, &case).await?;
             eprintln!(
                 "bench: profiled {subject} on {} ({} invocations)",
                 case.name, case.invocations
