@@ -66,10 +66,7 @@ pub(crate) fn parse(raw: &str) -> Result<FunctionRef, String> {
         }
         _ => return Err(invalid()),
     };
-    let name_ok = (1..=MAX_NAME).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let name_ok = is_valid_name(name);
     let qualifier_ok = qualifier.is_none_or(|q| {
         q == "$LATEST"
             || ((1..=MAX_QUALIFIER).contains(&q.len())
@@ -83,6 +80,14 @@ pub(crate) fn parse(raw: &str) -> Result<FunctionRef, String> {
         name: name.to_owned(),
         qualifier: qualifier.map(str::to_owned),
     })
+}
+
+/// Whether `name` is a function name Lambda allows: 1 to 64 letters, digits, `-` and `_`.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn is_account(s: &str) -> bool {

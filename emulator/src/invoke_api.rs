@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::calls::{
     Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd, error_type_of,
 };
+use crate::config::FunctionConfig;
 use crate::eventstream::{self, InvokeComplete};
 use crate::function_name::{self, FunctionRef};
 use crate::http_util::{Reply, json as json_reply, read_limited};
@@ -69,15 +71,13 @@ fn parse_path(path: &str) -> Option<(&str, Operation)> {
         .map(|name| (name, Operation::InvokeWithResponseStream))
 }
 
-/// What the Invoke API handler needs.
-pub(crate) struct InvokeTarget<'a> {
-    pub(crate) function_name: &'a str,
-    pub(crate) function_arn: String,
-    pub(crate) invokes: &'a mpsc::Sender<Invocation>,
+/// A function the Invoke API serves.
+pub(crate) struct InvokeTarget {
+    pub(crate) config: Arc<FunctionConfig>,
+    /// The queue in front of the function's environments.
+    pub(crate) invokes: mpsc::Sender<Invocation>,
     /// Where `LogType: Tail` reads the invocation's log.
-    pub(crate) logs: &'a Logs,
-    /// The function timeout: how long a `Tail` may wait for the `REPORT` line beyond it.
-    pub(crate) timeout: std::time::Duration,
+    pub(crate) logs: Logs,
 }
 
 /// An AWS API error reply: the type in `x-amzn-ErrorType`, `{"Type","message"}` as body.
@@ -98,14 +98,25 @@ fn aws_error(status: StatusCode, error_type: &'static str, message: String) -> R
     r
 }
 
-/// Whether `requested` names the function served here: its name, or `function` (the name
-/// RIE's users invoke), unqualified or at `$LATEST` or a version (protocol.md §1.10).
+/// Whether `requested` names function `function_name`, unqualified or at `$LATEST` or a
+/// version (protocol.md §1.10).
 fn names_the_function(requested: &FunctionRef, function_name: &str) -> bool {
-    (requested.name == function_name || requested.name == "function")
-        && requested.is_latest_or_version()
+    requested.name == function_name && requested.is_latest_or_version()
 }
 
-pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> Reply {
+/// The function `requested` names among `targets`; `function` (the name RIE's users
+/// invoke) names the first.
+fn find<'a>(requested: &FunctionRef, targets: &'a [InvokeTarget]) -> Option<&'a InvokeTarget> {
+    targets
+        .iter()
+        .find(|t| names_the_function(requested, &t.config.name))
+        .or_else(|| {
+            let first = targets.first()?;
+            (requested.name == "function" && requested.is_latest_or_version()).then_some(first)
+        })
+}
+
+pub(crate) async fn handle(req: Request<Incoming>, targets: &[InvokeTarget]) -> Reply {
     let path = req.uri().path().to_owned();
     let Some((name, operation)) = parse_path(&path) else {
         return aws_error(
@@ -127,17 +138,15 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
             return aws_error(StatusCode::BAD_REQUEST, "ValidationException", message);
         }
     };
-    if !names_the_function(&requested, target.function_name) {
+    let Some(target) = find(&requested, targets) else {
         let qualifier = requested
             .qualifier
             .as_deref()
             .map(|q| format!(":{q}"))
             .unwrap_or_default();
         // The ARN the caller meant: ours, with their name and qualifier.
-        let account_prefix = target
-            .function_arn
-            .rsplit_once(':')
-            .map_or("", |(prefix, _)| prefix);
+        let arn = targets.first().map(|t| t.config.arn()).unwrap_or_default();
+        let account_prefix = arn.rsplit_once(':').map_or("", |(prefix, _)| prefix);
         return aws_error(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
@@ -146,7 +155,7 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
                 requested.name
             ),
         );
-    }
+    };
     let asynchronous = match header_text(req.headers(), headers::AMZ_INVOCATION_TYPE).as_deref() {
         None | Some("RequestResponse") => false,
         Some("Event") if operation == Operation::Invoke => true,
@@ -270,12 +279,12 @@ pub(crate) async fn handle(req: Request<Incoming>, target: InvokeTarget<'_>) -> 
                 "ServiceException",
                 format!(
                     "The emulator stopped before {} finished",
-                    target.function_arn
+                    target.config.arn()
                 ),
             );
         };
         // LogType: Tail waits for the REPORT line, as Lambda's tail includes it.
-        let log_limit = target.timeout + TAIL_GRACE;
+        let log_limit = target.config.timeout + TAIL_GRACE;
         match operation {
             Operation::Invoke => {
                 let mut reply = buffered_reply(result).await;
@@ -541,7 +550,6 @@ mod tests {
         let names = |raw: &str| names_the_function(&function_name::parse(raw).unwrap(), "hello");
         for ok in [
             "hello",
-            "function",
             "hello:$LATEST",
             "hello:3",
             "arn:aws:lambda:us-east-1:000000000000:function:hello",
@@ -551,6 +559,7 @@ mod tests {
         }
         for other in [
             "other",
+            "function",
             "hello2",
             "hello:live",
             "arn:aws:lambda:us-east-1:000000000000:function:other",

@@ -76,7 +76,10 @@ const QUEUE_LIMIT: usize = 1024;
 /// Configures and starts an [`Emulator`].
 #[derive(Debug, Clone)]
 pub struct EmulatorBuilder {
+    /// The first function; its settings (all but name and executable) apply to every one.
     function: FunctionConfig,
+    /// Further functions: name and executable.
+    more: Vec<(String, PathBuf)>,
     addr: SocketAddr,
     echo: bool,
     faults: Faults,
@@ -87,6 +90,14 @@ impl EmulatorBuilder {
     /// The function's name (default: the executable's file name).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.function.name = name.into();
+        self
+    }
+
+    /// Serves one more function, `name` running `executable`, from the same emulator: the
+    /// Invoke API routes by name, and each function gets environments of its own, under
+    /// the same settings. Its lines are tagged `[name]`.
+    pub fn function(mut self, name: impl Into<String>, executable: impl Into<PathBuf>) -> Self {
+        self.more.push((name.into(), executable.into()));
         self
     }
 
@@ -169,41 +180,53 @@ impl EmulatorBuilder {
         self
     }
 
-    /// Binds the listener and starts the environment.
+    /// Binds the listener and starts the environments' driver.
     pub async fn start(mut self) -> std::io::Result<Emulator> {
-        // Absolute paths: the function runs with its own directory as working directory.
-        let not_found = |what: &str, path: &std::path::Path, e: std::io::Error| {
-            std::io::Error::new(
-                e.kind(),
-                format!("{what} {} does not exist ({e})", path.display()),
-            )
-        };
-        let f = &mut self.function;
-        f.executable = std::fs::canonicalize(&f.executable)
-            .map_err(|e| not_found("function executable", &f.executable, e))?;
-        if !f.executable.is_file() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "function executable {} is not a file",
-                    f.executable.display()
-                ),
-            ));
-        }
-        check_launchable(&f.executable)?;
-        if let Some(dir) = &f.extensions_dir {
+        let invalid =
+            |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+        if let Some(dir) = &self.function.extensions_dir {
             let dir = std::fs::canonicalize(dir)
                 .map_err(|e| not_found("extensions directory", dir, e))?;
             if !dir.is_dir() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("extensions directory {} is not a directory", dir.display()),
-                ));
+                return Err(invalid(format!(
+                    "extensions directory {} is not a directory",
+                    dir.display()
+                )));
             }
-            f.extensions_disabled = dir
+            self.function.extensions_disabled = dir
                 .parent()
                 .is_some_and(|opt| opt.join(config::EXTENSIONS_DISABLED_MARKER).exists());
-            f.extensions_dir = Some(dir);
+            self.function.extensions_dir = Some(dir);
+        }
+        let mut functions = vec![self.function.clone()];
+        for (name, executable) in std::mem::take(&mut self.more) {
+            functions.push(FunctionConfig {
+                name,
+                executable,
+                ..self.function.clone()
+            });
+        }
+        let mut names = std::collections::HashSet::new();
+        for f in &mut functions {
+            if !function_name::is_valid_name(&f.name) {
+                return Err(invalid(format!(
+                    "{:?} is not a function name (1 to 64 letters, digits, - and _)",
+                    f.name
+                )));
+            }
+            if !names.insert(f.name.clone()) {
+                return Err(invalid(format!("two functions are named {:?}", f.name)));
+            }
+            // Absolute paths: the function runs with its own directory as working directory.
+            f.executable = std::fs::canonicalize(&f.executable)
+                .map_err(|e| not_found("function executable", &f.executable, e))?;
+            if !f.executable.is_file() {
+                return Err(invalid(format!(
+                    "function executable {} is not a file",
+                    f.executable.display()
+                )));
+            }
+            check_launchable(&f.executable)?;
         }
         let listener = TcpListener::bind(self.addr).await.map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -214,62 +237,90 @@ impl EmulatorBuilder {
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}{hint}", self.addr))
         })?;
         let addr = listener.local_addr()?;
-        // The first environment's Runtime API shares the Invoke API's port; every other
-        // environment gets a port of its own, as each sandbox has its own endpoint.
-        let mut listeners = vec![listener];
-        for _ in 1..self.function.environments {
-            listeners.push(TcpListener::bind((addr.ip(), 0)).await?);
+        let several = functions.len() > 1;
+        let logs = Logs::new(
+            self.echo,
+            several || functions.iter().any(|f| f.environments > 1),
+        );
+        // The first function's first environment's Runtime API shares the Invoke API's
+        // port; every other environment gets a port of its own, as each sandbox has its
+        // own endpoint.
+        let mut first_listener = Some(listener);
+        let mut targets = Vec::new();
+        let mut pending = Vec::new();
+        let mut drivers = Vec::new();
+        for function in functions {
+            let config = Arc::new(function);
+            let mut listeners = Vec::new();
+            for _ in 0..config.environments {
+                match first_listener.take() {
+                    Some(l) => listeners.push(l),
+                    None => listeners.push(TcpListener::bind((addr.ip(), 0)).await?),
+                }
+            }
+            let outputs: Vec<_> = (0..listeners.len())
+                .map(|index| {
+                    let hub = Arc::new(telemetry::TelemetryHub::default());
+                    (
+                        logs.for_environment(&config, several, index, hub.clone()),
+                        hub,
+                    )
+                })
+                .collect();
+            let runtime_apis = listeners
+                .iter()
+                .map(|l| l.local_addr().map(|a| a.to_string()))
+                .collect::<std::io::Result<Vec<_>>>()?;
+            let (calls_tx, calls_rx) = mpsc::channel(64);
+            let (invokes_tx, invokes_rx) = mpsc::channel(self.queue_limit);
+            let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+            let (stop_tx, stop_rx) = oneshot::channel();
+            targets.push(invoke_api::InvokeTarget {
+                config: config.clone(),
+                invokes: invokes_tx,
+                logs: outputs[0].0.clone(),
+            });
+            let environments =
+                environment::Environments::new(config.clone(), runtime_apis, outputs, exits_tx);
+            drivers.push((
+                Some(stop_tx),
+                tokio::spawn(environments.run(calls_rx, invokes_rx, exits_rx, stop_rx)),
+            ));
+            pending.push((config, listeners, calls_tx));
         }
-        let config = Arc::new(self.function);
-        let json_format = config
-            .env
-            .iter()
-            .any(|(k, v)| k == "AWS_LAMBDA_LOG_FORMAT" && v.trim().eq_ignore_ascii_case("json"));
-        let first_hub = Arc::new(telemetry::TelemetryHub::default());
-        let logs = Logs::new(self.echo, json_format, listeners.len(), first_hub.clone());
-        let mut outputs = vec![(logs.clone(), first_hub)];
-        for index in 1..listeners.len() {
-            let hub = Arc::new(telemetry::TelemetryHub::default());
-            outputs.push((logs.for_environment(index, hub.clone()), hub));
-        }
-        let runtime_apis = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.to_string()))
-            .collect::<std::io::Result<Vec<_>>>()?;
-        let (calls_tx, calls_rx) = mpsc::channel(64);
-        let (invokes_tx, invokes_rx) = mpsc::channel(self.queue_limit);
-        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let environments =
-            environment::Environments::new(config.clone(), runtime_apis, outputs, exits_tx);
-        let environment = tokio::spawn(environments.run(calls_rx, invokes_rx, exits_rx, stop_rx));
+        let targets = Arc::new(targets);
         let faults = Arc::new(self.faults);
-        let servers = listeners
-            .into_iter()
-            .enumerate()
-            .map(|(index, listener)| {
+        let mut servers = Vec::new();
+        for (config, listeners, calls_tx) in pending {
+            for (index, listener) in listeners.into_iter().enumerate() {
                 let shared = Arc::new(server::Shared {
+                    functions: targets.clone(),
                     config: config.clone(),
-                    logs: logs.clone(),
                     faults: faults.clone(),
                     calls: calls::Calls {
                         environment: index,
                         tx: calls_tx.clone(),
                     },
-                    invokes: invokes_tx.clone(),
                 });
-                tokio::spawn(server::serve(listener, shared))
-            })
-            .collect();
+                servers.push(tokio::spawn(server::serve(listener, shared)));
+            }
+        }
         Ok(Emulator {
             addr,
-            config,
+            functions: targets.iter().map(|t| t.config.clone()).collect(),
             logs,
-            stop: Some(stop_tx),
-            environment,
+            drivers,
             servers,
         })
     }
+}
+
+/// A path that cannot be used, said with what it was for.
+fn not_found(what: &str, path: &std::path::Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(
+        e.kind(),
+        format!("{what} {} does not exist ({e})", path.display()),
+    )
 }
 
 /// Refuses, at startup rather than at the first invoke, a function file Lambda could not
@@ -296,14 +347,14 @@ fn check_launchable(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A running emulator. Dropping it stops the server and kills the function process.
+/// A running emulator. Dropping it stops the servers and kills every function process.
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
-    config: Arc<FunctionConfig>,
+    functions: Vec<Arc<FunctionConfig>>,
     logs: Logs,
-    stop: Option<oneshot::Sender<()>>,
-    environment: JoinHandle<()>,
+    /// Each function's driver, and how to tell it to stop.
+    drivers: Vec<(Option<oneshot::Sender<()>>, JoinHandle<()>)>,
     servers: Vec<JoinHandle<()>>,
 }
 
@@ -312,6 +363,7 @@ impl Emulator {
     pub fn builder(executable: impl Into<PathBuf>) -> EmulatorBuilder {
         EmulatorBuilder {
             function: FunctionConfig::new(executable),
+            more: Vec::new(),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             echo: false,
             faults: Faults::none(),
@@ -319,56 +371,69 @@ impl Emulator {
         }
     }
 
-    /// Where the emulator listens (Invoke API and Runtime API).
+    /// Where the emulator listens (Invoke API, and the first environment's Runtime API).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The function's configuration.
+    /// The (first) function's configuration.
     pub fn config(&self) -> &FunctionConfig {
-        &self.config
+        &self.functions[0]
     }
 
-    /// The Invoke API URL for this function.
+    /// Every function served, in the order they were added.
+    pub fn functions(&self) -> impl Iterator<Item = &FunctionConfig> {
+        self.functions.iter().map(|f| &**f)
+    }
+
+    /// The Invoke API URL for the (first) function.
     pub fn invoke_url(&self) -> String {
         format!(
             "http://{}/2015-03-31/functions/{}/invocations",
-            self.addr, self.config.name
+            self.addr,
+            self.config().name
         )
     }
 
-    /// The log lines: the function's output and START / END / REPORT.
+    /// The log lines: the functions' output and START / END / REPORT.
     pub fn logs(&self) -> &Logs {
         &self.logs
     }
 
-    /// Invokes the function synchronously over real HTTP.
+    /// Invokes the (first) function synchronously over real HTTP.
     pub async fn invoke(&self, payload: impl Into<Bytes>) -> std::io::Result<InvokeResponse> {
-        send(
-            self.addr,
-            invoke_request(self.addr, &self.config.name, payload),
-        )
-        .await
+        self.invoke_function(&self.config().name, payload).await
     }
 
-    /// Invokes the function with InvokeWithResponseStream over real HTTP; the events are
-    /// read as they arrive with [`EventStream::next_event`].
+    /// Invokes function `name` synchronously over real HTTP.
+    pub async fn invoke_function(
+        &self,
+        name: &str,
+        payload: impl Into<Bytes>,
+    ) -> std::io::Result<InvokeResponse> {
+        send(self.addr, invoke_request(self.addr, name, payload)).await
+    }
+
+    /// Invokes the (first) function with InvokeWithResponseStream over real HTTP; the
+    /// events are read as they arrive with [`EventStream::next_event`].
     pub async fn invoke_stream(&self, payload: impl Into<Bytes>) -> std::io::Result<EventStream> {
         send_streaming(
             self.addr,
-            invoke_stream_request(self.addr, &self.config.name, payload),
+            invoke_stream_request(self.addr, &self.config().name, payload),
         )
         .await
     }
 
-    /// Shuts the environment down as Lambda spins one down (SHUTDOWN to extensions, SIGTERM
-    /// to the runtime when extensions are registered, SIGKILL at the end of the budget),
-    /// stops the server, and waits for both.
+    /// Shuts every environment down as Lambda spins one down (SHUTDOWN to extensions,
+    /// SIGTERM to the runtime when extensions are registered, SIGKILL at the end of the
+    /// budget), stops the servers, and waits for all of it.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
+        for stop in self.drivers.iter_mut().filter_map(|(stop, _)| stop.take()) {
             let _ = stop.send(());
         }
-        let _ = (&mut self.environment).await;
+        for (_, driver) in &mut self.drivers {
+            let _ = driver.await;
+        }
         for server in &mut self.servers {
             server.abort();
             let _ = server.await;
@@ -378,8 +443,10 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        // Aborting drops the environment task, and with it the child (kill_on_drop).
-        self.environment.abort();
+        // Aborting drops the drivers, and with them the children (kill_on_drop).
+        for (_, driver) in &self.drivers {
+            driver.abort();
+        }
         for server in &self.servers {
             server.abort();
         }

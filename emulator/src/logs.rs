@@ -30,16 +30,16 @@ pub struct Logs {
     inner: Arc<Inner>,
     /// Where this environment's lines go as telemetry.
     telemetry: Arc<TelemetryHub>,
-    /// `[env N] `, when there are several environments.
+    /// `[hello env 2] `, when there are several functions or environments.
     tag: Option<Arc<str>>,
+    /// The function logs in Lambda's JSON format (`AWS_LAMBDA_LOG_FORMAT=JSON`).
+    json_format: bool,
 }
 
 #[derive(Debug)]
 struct Inner {
     echo: bool,
-    /// The function logs in Lambda's JSON format (`AWS_LAMBDA_LOG_FORMAT=JSON`).
-    json_format: bool,
-    /// Lines carry an environment tag.
+    /// Lines carry a tag naming their function and environment.
     tagged: bool,
     captured: Mutex<Kept>,
     added: Notify,
@@ -60,38 +60,47 @@ const MAX_KEPT_BYTES: usize = 16 * 1024 * 1024;
 const TAIL_BYTES: usize = 4096;
 
 impl Logs {
-    /// The log of an emulator with `environments` environments; this handle writes for the
-    /// first.
-    pub(crate) fn new(
-        echo: bool,
-        json_format: bool,
-        environments: usize,
-        telemetry: Arc<TelemetryHub>,
-    ) -> Self {
-        let logs = Logs {
+    /// The log of an emulator; `tagged` when lines must say which function and
+    /// environment wrote them. This handle writes untagged lines, for no environment.
+    pub(crate) fn new(echo: bool, tagged: bool) -> Self {
+        Logs {
             inner: Arc::new(Inner {
                 echo,
-                json_format,
-                tagged: environments > 1,
+                tagged,
                 captured: Mutex::new(Kept::default()),
                 added: Notify::new(),
             }),
-            telemetry,
+            telemetry: Arc::new(TelemetryHub::default()),
             tag: None,
-        };
-        logs.for_environment(0, logs.telemetry.clone())
+            json_format: false,
+        }
     }
 
-    /// The same log, written by environment `index` (from 0), whose lines go to
-    /// `telemetry`'s subscribers.
-    pub(crate) fn for_environment(&self, index: usize, telemetry: Arc<TelemetryHub>) -> Self {
+    /// The same log, written by environment `index` (from 0) of `function`, whose lines go
+    /// to `telemetry`'s subscribers. The tag names the function when `several_functions`,
+    /// and the environment when it has `environments` > 1.
+    pub(crate) fn for_environment(
+        &self,
+        function: &crate::config::FunctionConfig,
+        several_functions: bool,
+        index: usize,
+        telemetry: Arc<TelemetryHub>,
+    ) -> Self {
+        let label = match (several_functions, function.environments > 1) {
+            (false, false) => None,
+            (true, false) => Some(function.name.clone()),
+            (false, true) => Some(format!("env {}", index + 1)),
+            (true, true) => Some(format!("{} env {}", function.name, index + 1)),
+        };
         Logs {
             inner: self.inner.clone(),
             telemetry,
-            tag: self
-                .inner
-                .tagged
-                .then(|| Arc::from(format!("[env {}] ", index + 1))),
+            tag: label
+                .filter(|_| self.inner.tagged)
+                .map(|l| Arc::from(format!("[{l}] "))),
+            json_format: function.env.iter().any(|(k, v)| {
+                k == "AWS_LAMBDA_LOG_FORMAT" && v.trim().eq_ignore_ascii_case("json")
+            }),
         }
     }
 
@@ -126,7 +135,7 @@ impl Logs {
     pub(crate) fn output(&self, source: &Source, line: &str) {
         // In Lambda's JSON log format a line that is a JSON object is delivered as that
         // object; in Text format every line is delivered as text, braces or not.
-        let record = match self.inner.json_format && line.starts_with('{') {
+        let record = match self.json_format && line.starts_with('{') {
             true => serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_owned())),
             false => Value::String(line.to_owned()),
         };
@@ -174,11 +183,12 @@ impl Logs {
         Some(base64::engine::general_purpose::STANDARD.encode(&text.as_bytes()[cut..]))
     }
 
-    /// `line` without its environment tag.
+    /// `line` without its tag. (Function names hold no `]` or space, so the tag ends at the
+    /// first `] `.)
     fn untagged<'a>(&self, line: &'a str) -> &'a str {
         match self.inner.tagged {
             true => line
-                .strip_prefix("[env ")
+                .strip_prefix('[')
                 .and_then(|rest| rest.split_once("] "))
                 .map_or(line, |(_, rest)| rest),
             false => line,
@@ -230,7 +240,7 @@ mod tests {
 
     #[test]
     fn what_is_kept_is_bounded_in_lines_and_in_bytes() {
-        let logs = Logs::new(false, false, 1, Arc::new(TelemetryHub::default()));
+        let logs = Logs::new(false, false);
         for i in 0..MAX_KEPT + 5 {
             logs.line(format!("{i}"));
         }
@@ -265,7 +275,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_tail_is_the_last_4_kb_of_one_invocation() {
-        let logs = Logs::new(false, false, 1, Arc::new(TelemetryHub::default()));
+        let logs = Logs::new(false, false);
         logs.line("START RequestId: a Version: $LATEST");
         logs.line("REPORT RequestId: a\tDuration: 1.00 ms");
         logs.line("START RequestId: b Version: $LATEST");

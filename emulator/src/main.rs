@@ -13,9 +13,10 @@ use tokio::signal::unix::{SignalKind, signal};
 #[derive(Parser, Debug)]
 #[command(name = "ironlambda-emulator", version)]
 struct Args {
-    /// The function's executable.
-    #[arg(long, value_name = "PATH")]
-    function: PathBuf,
+    /// A function to serve: its executable, named after the file, or NAME=PATH
+    /// (repeatable: each function gets environments of its own; the Invoke API routes by name).
+    #[arg(long = "function", value_name = "[NAME=]PATH", required = true, value_parser = parse_function)]
+    functions: Vec<(Option<String>, PathBuf)>,
     /// Port for the Invoke API and the Runtime API (0 picks a free one).
     #[arg(long, default_value_t = 9000)]
     port: u16,
@@ -31,7 +32,7 @@ struct Args {
     /// Memory size in MB.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10240))]
     memory: u32,
-    /// Function name (default: the executable's file name).
+    /// Name of the (first) function (default: its executable's file name).
     #[arg(long)]
     name: Option<String>,
     /// Environment variable for the function, as KEY=VALUE (repeatable).
@@ -74,6 +75,23 @@ fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `PATH`, or `NAME=PATH` when what comes before the first `=` is a function name (so a
+/// path with `=` in a directory name still reads as a path).
+fn parse_function(s: &str) -> Result<(Option<String>, PathBuf), String> {
+    let named = s.split_once('=').filter(|(name, _)| {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    match named {
+        Some((_, "")) => Err(format!("{s:?} names no executable after =")),
+        Some((name, path)) => Ok((Some(name.to_owned()), PathBuf::from(path))),
+        None => Ok((None, PathBuf::from(s))),
+    }
+}
+
 fn parse_env(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
@@ -98,7 +116,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(args: Args) -> ExitCode {
-    let mut builder = Emulator::builder(&args.function)
+    let (first_name, first_path) = &args.functions[0];
+    let mut builder = Emulator::builder(first_path)
         .addr(SocketAddr::new(args.host, args.port))
         .timeout(Duration::from_secs_f64(args.timeout))
         .init_timeout(Duration::from_secs_f64(args.init_timeout))
@@ -110,8 +129,14 @@ async fn serve(args: Args) -> ExitCode {
     if let Some(dir) = &args.extensions_dir {
         builder = builder.extensions_dir(dir);
     }
-    if let Some(name) = &args.name {
+    if let Some(name) = first_name.as_ref().or(args.name.as_ref()) {
         builder = builder.name(name);
+    }
+    for (name, path) in &args.functions[1..] {
+        let name = name
+            .clone()
+            .unwrap_or_else(|| ironlambda_emulator::FunctionConfig::new(path).name);
+        builder = builder.function(name, path);
     }
     for (k, v) in &args.env {
         builder = builder.env(k, v);
@@ -154,6 +179,7 @@ async fn serve(args: Args) -> ExitCode {
         eprintln!("{warning}");
     }
     let c = emulator.config();
+    let names: Vec<&str> = emulator.functions().map(|f| f.name.as_str()).collect();
     let mut scale = String::new();
     if c.max_concurrency > 1 {
         scale.push_str(&format!(", max concurrency {}", c.max_concurrency));
@@ -162,9 +188,10 @@ async fn serve(args: Args) -> ExitCode {
         scale.push_str(&format!(", up to {} environments", c.environments));
     }
     println!(
-        "ironlambda-emulator: listening on http://{} (function {}, timeout {:.2} s, memory {} MB{scale})",
+        "ironlambda-emulator: listening on http://{} (function{} {}, timeout {:.2} s, memory {} MB{scale})",
         emulator.addr(),
-        c.name,
+        if names.len() > 1 { "s" } else { "" },
+        names.join(", "),
         c.timeout.as_secs_f64(),
         c.memory_mb
     );

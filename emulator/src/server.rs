@@ -10,23 +10,23 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use ironlambda_api_client::wire::ApiErrorBody;
 use ironlambda_api_client::{ExtensionRoute, RuntimeRoute};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::calls::{Calls, Invocation};
+use crate::calls::Calls;
 use crate::config::FunctionConfig;
 use crate::faults::Faults;
 use crate::http_util::{Reply, json};
-use crate::logs::Logs;
+use crate::invoke_api::InvokeTarget;
 use crate::{extensions_api, invoke_api, runtime_api};
 
-/// What every connection's handlers share.
+/// What every connection's handlers share: the functions the Invoke API serves, and the
+/// one environment whose Runtime and Extensions APIs this listener serves.
 pub(crate) struct Shared {
+    pub(crate) functions: Arc<Vec<InvokeTarget>>,
+    /// The function of this listener's environment.
     pub(crate) config: Arc<FunctionConfig>,
-    pub(crate) logs: Logs,
     pub(crate) faults: Arc<Faults>,
     pub(crate) calls: Calls,
-    pub(crate) invokes: mpsc::Sender<Invocation>,
 }
 
 /// How long a client may take to send a request head, and how long a keep-alive
@@ -74,14 +74,7 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 async fn route(req: Request<Incoming>, shared: &Shared) -> Result<Reply, runtime_api::Dropped> {
     let path = req.uri().path().to_owned();
     if path.starts_with(invoke_api::PREFIX) || path.starts_with(invoke_api::STREAMING_PREFIX) {
-        let target = invoke_api::InvokeTarget {
-            function_name: &shared.config.name,
-            function_arn: shared.config.arn(),
-            invokes: &shared.invokes,
-            logs: &shared.logs,
-            timeout: shared.config.timeout,
-        };
-        return Ok(invoke_api::handle(req, target).await);
+        return Ok(invoke_api::handle(req, &shared.functions).await);
     }
     if let Some(route) = RuntimeRoute::parse(&path) {
         return runtime_api::handle(route, req, &shared.calls, &shared.faults).await;

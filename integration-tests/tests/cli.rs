@@ -98,6 +98,38 @@ async fn sigterm_shuts_down_every_environment() {
     }
 }
 
+/// `--function NAME=PATH` is repeatable: one emulator serves each function under its name.
+#[tokio::test]
+async fn the_command_serves_several_functions_by_name() {
+    let hello = binary("hello");
+    let mut named = std::ffi::OsString::from("checker=");
+    named.push(binary("test-function"));
+    let cli = start_cli(&[
+        "--function".as_ref(),
+        hello.as_os_str(),
+        "--function".as_ref(),
+        named.as_os_str(),
+    ])
+    .await;
+    assert!(
+        cli.lines()[0].contains("(functions hello, checker,"),
+        "{:?}",
+        cli.lines()
+    );
+    let addr = cli.addr;
+    let r = send(addr, invoke_request(addr, "hello", r#"{"name":"Ada"}"#))
+        .await
+        .unwrap();
+    assert_eq!(r.json().unwrap()["message"], "Hello, Ada!");
+    let r = send(
+        addr,
+        invoke_request(addr, "checker", r#"{"action":"echo","value":7}"#),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.json().unwrap()["echo"], 7);
+}
+
 #[tokio::test]
 async fn bad_arguments_are_clear_errors() {
     let cases: &[(&[&str], &str)] = &[

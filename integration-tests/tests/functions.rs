@@ -357,3 +357,76 @@ async fn panics_in_user_serde_impls_fail_only_their_invocation() {
     assert_eq!(init_count(&emu), 1, "the process survived both panics");
     emu.shutdown().await;
 }
+
+/// Several functions from one emulator: the Invoke API routes by name, each function runs
+/// in environments of its own (its own process), its lines carry its name, and a name
+/// served by none gets Lambda's 404.
+#[tokio::test]
+async fn several_functions_are_served_by_name_each_in_its_own_environment() {
+    let emu = emulator("hello")
+        .function(
+            "checker",
+            ironlambda_integration_tests::binary("test-function"),
+        )
+        .start()
+        .await
+        .unwrap();
+    let hello = emu.invoke(r#"{"name":"Ada"}"#).await.unwrap();
+    assert_eq!(hello.json().unwrap(), json!({"message": "Hello, Ada!"}));
+    let ctx = emu
+        .invoke_function("checker", r#"{"action":"context"}"#)
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ctx["function_name"], "checker");
+    assert_eq!(
+        ctx["arn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:checker"
+    );
+    let missing = emu.invoke_function("nobody", "{}").await.unwrap();
+    assert_eq!(missing.status, http::StatusCode::NOT_FOUND);
+    assert_eq!(
+        missing.headers["x-amzn-errortype"],
+        "ResourceNotFoundException"
+    );
+    let lines = emu.logs().lines();
+    for name in ["hello", "checker"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("[{name}] REPORT RequestId"))),
+            "{lines:#?}"
+        );
+    }
+    assert_eq!(
+        emu.functions().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+        ["hello", "checker"]
+    );
+    emu.shutdown().await;
+}
+
+/// Two functions under one name, or a name Lambda would refuse, fail at startup.
+#[tokio::test]
+async fn function_names_must_be_unique_and_valid() {
+    let test_function = ironlambda_integration_tests::binary("test-function");
+    let twice = emulator("hello")
+        .function("hello", &test_function)
+        .start()
+        .await;
+    assert!(
+        twice
+            .unwrap_err()
+            .to_string()
+            .contains("two functions are named"),
+    );
+    let bad = emulator("hello")
+        .function("no spaces", &test_function)
+        .start()
+        .await;
+    assert!(
+        bad.unwrap_err()
+            .to_string()
+            .contains("is not a function name")
+    );
+}
