@@ -24,12 +24,13 @@ run: build
 test: build
 	@command -v go >/dev/null 2>&1 || echo "note: Go is not installed, so the Go net/http Runtime API test is skipped (apt-get install golang-go runs it)"
 	$(if $(shell command -v go),,IRONLAMBDA_SKIP_GO=1) $(CARGO) test --workspace
-	python3 -m unittest discover -s tools -p 'test_*.py'
 
-## Deployable zips under <cargo target dir>/lambda/<target>/: functions (bootstrap) and layers
-## (extensions/<name>), refused when a binary needs a newer glibc than $(RUNTIME) has.
+## Deployable zips of the examples under <cargo target dir>/lambda/$(RUNTIME)/<target>/:
+## functions (bootstrap) and layers (extensions/<name>), through `cargo ironlambda package`,
+## refused when a binary needs a newer glibc than $(RUNTIME) has.
 package:
-	python3 tools/package.py --runtime $(RUNTIME)
+	$(CARGO) build --quiet -p cargo-ironlambda
+	cd examples && $(TARGET_DIR)/debug/cargo-ironlambda ironlambda package --release --runtime $(RUNTIME)
 
 ## Formatting and clippy, warnings as errors.
 lint:

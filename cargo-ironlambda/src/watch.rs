@@ -1,0 +1,174 @@
+//! `cargo ironlambda watch`: build, serve every function binary of the crate from one
+//! emulator (one Invoke API port, each function in environments of its own), and on a
+//! source change rebuild and replace them. A build error is printed and the last good
+//! build keeps serving.
+//!
+//! Changes are found by polling the packages' files (their sizes and modification times)
+//! twice a second: portable, and cheap for a crate's sources. A replacement waits for the
+//! invocations under way (the emulator's shutdown lets them finish), then serves again on
+//! the same port.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use ironlambda_emulator::Emulator;
+
+use crate::build::{self, BuildOptions, Built};
+
+/// How often the sources are looked at.
+const POLL: Duration = Duration::from_millis(500);
+/// At most this many files are looked at per package, so a stray huge directory cannot
+/// make each poll unbounded.
+const MAX_FILES: usize = 20_000;
+
+/// What `watch` was asked.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    pub build: BuildOptions,
+    pub addr: SocketAddr,
+    pub extensions_dir: Option<PathBuf>,
+    pub timeout: Option<Duration>,
+}
+
+/// A summary of the sources that changes when any of them does: every file's path, size
+/// and modification time, outside `target/` and hidden directories.
+fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut seen = Vec::new();
+    for dir in dirs {
+        let mut pending = vec![dir.clone()];
+        let mut files = 0;
+        while let Some(d) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') || name == "target" {
+                    continue;
+                }
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    pending.push(entry.path());
+                } else if files < MAX_FILES {
+                    files += 1;
+                    seen.push((entry.path(), meta.len(), meta.modified().ok()));
+                }
+            }
+        }
+    }
+    seen.sort();
+    seen
+}
+
+/// Starts an emulator serving every binary in `built` on `addr`.
+async fn serve(
+    built: &[Built],
+    options: &WatchOptions,
+    addr: SocketAddr,
+) -> Result<Emulator, String> {
+    let (first, more) = built
+        .split_first()
+        .ok_or("cargo built no binary: nothing to serve")?;
+    let mut builder = Emulator::builder(&first.path)
+        .name(&first.name)
+        .addr(addr)
+        .echo_logs(true);
+    for b in more {
+        builder = builder.function(&b.name, &b.path);
+    }
+    if let Some(dir) = &options.extensions_dir {
+        builder = builder.extensions_dir(dir);
+    }
+    if let Some(timeout) = options.timeout {
+        builder = builder.timeout(timeout);
+    }
+    // The port of the build being replaced may take a moment to be free.
+    let mut last_error = String::new();
+    for _ in 0..20 {
+        match builder.clone().start().await {
+            Ok(emulator) => return Ok(emulator),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                last_error = e.to_string();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(last_error)
+}
+
+fn announce(emulator: &Emulator) {
+    for f in emulator.functions() {
+        println!(
+            "cargo-ironlambda: serving {} at http://{}/2015-03-31/functions/{}/invocations",
+            f.name,
+            emulator.addr(),
+            f.name
+        );
+    }
+}
+
+/// Runs until `stop` resolves (Ctrl-C or SIGTERM), then shuts the emulator down.
+pub async fn watch(
+    dir: &Path,
+    options: WatchOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let dirs = build::metadata(dir)?.package_dirs();
+    let mut seen = fingerprint(&dirs);
+    let build_now = || {
+        let (dir, build) = (dir.to_path_buf(), options.build.clone());
+        tokio::task::spawn_blocking(move || build::build(&dir, &build))
+    };
+    let mut serving: Option<Emulator> = None;
+    let mut addr = options.addr;
+    match build_now().await.map_err(|e| e.to_string())? {
+        Ok(built) => {
+            let emulator = serve(&built, &options, addr).await?;
+            addr = emulator.addr();
+            announce(&emulator);
+            serving = Some(emulator);
+        }
+        Err(e) => eprintln!("cargo-ironlambda: {e}; waiting for a change"),
+    }
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        let now = fingerprint(&dirs);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        println!("cargo-ironlambda: a source changed; rebuilding");
+        match build_now().await.map_err(|e| e.to_string())? {
+            Ok(built) => {
+                if let Some(old) = serving.take() {
+                    // Invocations under way finish first.
+                    old.shutdown().await;
+                }
+                let emulator = serve(&built, &options, addr).await?;
+                addr = emulator.addr();
+                println!("cargo-ironlambda: rebuilt; serving the new build");
+                announce(&emulator);
+                serving = Some(emulator);
+            }
+            Err(e) => {
+                let still = if serving.is_some() {
+                    "the last good build keeps serving"
+                } else {
+                    "nothing is served yet"
+                };
+                eprintln!("cargo-ironlambda: {e}; {still}");
+            }
+        }
+    }
+    if let Some(emulator) = serving {
+        emulator.shutdown().await;
+    }
+    Ok(())
+}

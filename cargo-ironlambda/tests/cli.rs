@@ -1,0 +1,278 @@
+//! `cargo ironlambda` end to end: packaging this workspace's examples, invoking a running
+//! emulator, and watching a crate of its own outside the workspace.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ironlambda_emulator::Emulator;
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn tool() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-ironlambda"));
+    c.arg("ironlambda");
+    c
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// Cargo's target directory for this workspace (where `make test` built the examples).
+fn target_dir() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    PathBuf::from(v["target_directory"].as_str().unwrap())
+}
+
+fn zip_entries(path: &Path) -> Vec<(String, Option<u32>)> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let e = zip.by_index(i).unwrap();
+            (e.name().to_owned(), e.unix_mode().map(|m| m & 0o777))
+        })
+        .collect()
+}
+
+/// Runs `cargo ironlambda package ARGS` in the examples crate.
+fn package_examples(args: &[&str]) {
+    let out = tool()
+        .arg("package")
+        .args(args)
+        .current_dir(workspace().join("examples"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn package_writes_functions_as_bootstrap_and_declared_extensions_as_layers() {
+    // The examples crate declares telemetry-summary an extension in its metadata.
+    package_examples(&["--bin", "hello", "--bin", "telemetry-summary"]);
+    let dir = target_dir()
+        .join("lambda/provided.al2023")
+        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH));
+    assert_eq!(
+        zip_entries(&dir.join("hello.zip")),
+        [("bootstrap".to_owned(), Some(0o755))]
+    );
+    assert_eq!(
+        zip_entries(&dir.join("layer-telemetry-summary.zip")),
+        [("extensions/telemetry-summary".to_owned(), Some(0o755))]
+    );
+    // --extension makes any binary a layer.
+    package_examples(&["--extension", "--bin", "internal-extension"]);
+    assert_eq!(
+        zip_entries(&dir.join("layer-internal-extension.zip")),
+        [("extensions/internal-extension".to_owned(), Some(0o755))]
+    );
+}
+
+#[test]
+fn an_uninstalled_target_is_a_clear_error() {
+    let out = tool()
+        .args([
+            "package",
+            "--bin",
+            "hello",
+            "--target",
+            "riscv64gc-unknown-linux-gnu",
+        ])
+        .current_dir(workspace().join("examples"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rustup target add riscv64gc-unknown-linux-gnu"),
+        "{stderr}"
+    );
+}
+
+/// For provided.al2 (glibc 2.26) the binary is built through cargo-zigbuild, and the zip
+/// only written when its binary needs no newer glibc; without cargo-zigbuild, the error
+/// says how to install it.
+#[test]
+fn provided_al2_builds_through_cargo_zigbuild_or_says_how_to_get_it() {
+    let zig = Command::new(env!("CARGO"))
+        .args(["zigbuild", "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let out = tool()
+        .args(["package", "--bin", "hello", "--runtime", "provided.al2"])
+        .current_dir(workspace().join("examples"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !zig {
+        eprintln!("note: cargo-zigbuild is not installed; checking only the advice");
+        assert!(!out.status.success());
+        assert!(
+            stderr.contains("pip install ziglang cargo-zigbuild"),
+            "{stderr}"
+        );
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let zip = target_dir()
+        .join("lambda/provided.al2")
+        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
+        .join("hello.zip");
+    assert_eq!(zip_entries(&zip), [("bootstrap".to_owned(), Some(0o755))]);
+}
+
+/// A binary `make test` built into this workspace's target directory.
+fn built(name: &str) -> PathBuf {
+    let path = target_dir().join("debug").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make test`",
+        path.display()
+    );
+    path
+}
+
+// Multi-thread: the tool runs as a blocking child process while the emulator serves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoke_prints_the_answer_and_a_function_errors_type() {
+    let emulator = Emulator::builder(built("order")).start().await.unwrap();
+    let port = emulator.addr().port().to_string();
+    let run = |args: Vec<&str>| {
+        let mut c = tool();
+        c.arg("invoke").args(args).args(["--port", &port]);
+        c.output().unwrap()
+    };
+    let ok = run(vec!["order", "--data", r#"{"item":"tea","quantity":"2"}"#]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let failed = run(vec![
+        "order",
+        "--data",
+        r#"{"item":"tea","quantity":"two"}"#,
+    ]);
+    assert!(!failed.status.success());
+    let text = String::from_utf8_lossy(&failed.stdout);
+    assert!(text.starts_with("function error ParseIntError: "), "{text}");
+    let sample = run(vec!["order", "--example", "sqs"]);
+    let text = String::from_utf8_lossy(&sample.stdout);
+    assert!(
+        text.contains("errorType"),
+        "the order function refuses an SQS event: {text}"
+    );
+    emulator.shutdown().await;
+}
+
+/// A crate of its own, outside the workspace, depending on ironlambda-runtime by path.
+fn scratch_crate(dir: &Path, greeting: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let runtime = workspace().join("runtime");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"greeter\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nironlambda-runtime = {{ path = {:?} }}\nserde_json = \"1\"\n\n[workspace]\n",
+            runtime.display()
+        ),
+    )
+    .unwrap();
+    // The workspace's lock file, so the crate builds with the same dependencies (already
+    // built in the shared target directory).
+    std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    write_main(dir, greeting);
+}
+
+fn write_main(dir: &Path, body: &str) {
+    std::fs::write(
+        dir.join("src/main.rs"),
+        format!(
+            "use ironlambda_runtime::{{Context, Error, handler_fn}};\nasync fn greet(_: serde_json::Value, _: Context) -> Result<String, Error> {{ {body} }}\nfn main() -> Result<(), Error> {{ ironlambda_runtime::start(handler_fn(greet)) }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_serves_a_crate_and_replaces_it_on_change_keeping_the_last_good_build() {
+    let dir = std::env::temp_dir().join(format!("ironlambda-watch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    scratch_crate(&dir, r#"Ok("hello one".into())"#);
+    let mut watcher = tool()
+        .args(["watch", "--port", "0"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let stdout = watcher.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| -> String {
+        let deadline = Instant::now() + PATIENCE;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no line with {needle:?}");
+    };
+    let serving = wait_for("cargo-ironlambda: serving greeter at http://");
+    let addr: std::net::SocketAddr = serving
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let invoke = || async {
+        ironlambda_emulator::send(
+            addr,
+            ironlambda_emulator::invoke_request(addr, "greeter", "{}"),
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap()
+    };
+    assert_eq!(invoke().await, "hello one");
+
+    // A change that does not build: the last good build keeps serving.
+    write_main(&dir, "this does not compile");
+    wait_for("a source changed");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(invoke().await, "hello one");
+
+    write_main(&dir, r#"Ok("hello two".into())"#);
+    wait_for("rebuilt; serving the new build");
+    wait_for("cargo-ironlambda: serving greeter");
+    assert_eq!(invoke().await, "hello two");
+
+    // SAFETY: plain FFI call on our own, not yet reaped, child.
+    unsafe { libc::kill(watcher.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(watcher.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
