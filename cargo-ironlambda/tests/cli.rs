@@ -181,22 +181,68 @@ async fn invoke_prints_the_answer_and_a_function_errors_type() {
     emulator.shutdown().await;
 }
 
-/// A crate of its own, outside the workspace, depending on ironlambda-runtime by path.
-fn scratch_crate(dir: &Path, greeting: &str) {
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    let runtime = workspace().join("runtime");
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"greeter\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nironlambda-runtime = {{ path = {:?} }}\nserde_json = \"1\"\n\n[workspace]\n",
-            runtime.display()
-        ),
-    )
-    .unwrap();
+/// A crate of its own named `name`, outside the workspace, depending on ironlambda by path:
+/// the function `name` (`src/main.rs`) and, with `extension`, the extension `watcher`
+/// (`src/bin/watcher.rs`), declared as one in the package metadata. (Tests that share the
+/// target directory use different names, so they never build over each other's binaries.)
+fn scratch_crate(dir: &Path, name: &str, greeting: &str, extension: bool) {
+    std::fs::create_dir_all(dir.join("src/bin")).unwrap();
+    let path = |member: &str| workspace().join(member).display().to_string();
+    let mut manifest = format!(
+        "[package]\nname = {name:?}\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nironlambda-runtime = {{ path = {:?} }}\nserde_json = \"1\"\n",
+        path("runtime")
+    );
+    if extension {
+        manifest.push_str(&format!(
+            "ironlambda-extension = {{ path = {:?} }}\ntokio = {{ version = \"1\", features = [\"macros\", \"rt\"] }}\n\n[package.metadata.ironlambda]\nextensions = [\"watcher\"]\n",
+            path("extension")
+        ));
+        std::fs::write(
+            dir.join("src/bin/watcher.rs"),
+            "#[tokio::main(flavor = \"current_thread\")]\nasync fn main() -> Result<(), ironlambda_extension::Error> {\n    ironlambda_extension::Extension::new().on_invoke(|_| async { Ok(()) }).run().await\n}\n",
+        )
+        .unwrap();
+    }
+    manifest.push_str("\n[workspace]\n");
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     // The workspace's lock file, so the crate builds with the same dependencies (already
     // built in the shared target directory).
     std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     write_main(dir, greeting);
+}
+
+/// A crate outside this workspace, packaged: its function as `bootstrap`, its declared
+/// extension as a layer, both executable.
+#[test]
+fn package_works_in_a_crate_outside_the_workspace() {
+    let dir = std::env::temp_dir().join(format!("ironlambda-package-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    scratch_crate(&dir, "parcel", r#"Ok("hello".into())"#, true);
+    let out = tool()
+        .arg("package")
+        .current_dir(&dir)
+        // Shared with the workspace so dependencies are not built again; the zips land
+        // under it, as under any CARGO_TARGET_DIR.
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let zips = target_dir()
+        .join("lambda/provided.al2023")
+        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH));
+    assert_eq!(
+        zip_entries(&zips.join("parcel.zip")),
+        [("bootstrap".to_owned(), Some(0o755))]
+    );
+    assert_eq!(
+        zip_entries(&zips.join("layer-watcher.zip")),
+        [("extensions/watcher".to_owned(), Some(0o755))]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn write_main(dir: &Path, body: &str) {
@@ -213,7 +259,7 @@ fn write_main(dir: &Path, body: &str) {
 async fn watch_serves_a_crate_and_replaces_it_on_change_keeping_the_last_good_build() {
     let dir = std::env::temp_dir().join(format!("ironlambda-watch-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    scratch_crate(&dir, r#"Ok("hello one".into())"#);
+    scratch_crate(&dir, "greeter", r#"Ok("hello one".into())"#, false);
     let mut watcher = tool()
         .args(["watch", "--port", "0"])
         .current_dir(&dir)

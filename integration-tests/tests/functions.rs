@@ -430,3 +430,19 @@ async fn function_names_must_be_unique_and_valid() {
             .contains("is not a function name")
     );
 }
+
+/// The SQS example names the messages it could not take, so SQS retries only those.
+#[tokio::test]
+async fn the_sqs_example_reports_the_messages_it_could_not_take() {
+    let emu = emulator("sqs-batch").start().await.unwrap();
+    let event = json!({"Records": [
+        {"messageId": "good", "body": "{\"order\":42}"},
+        {"messageId": "bad", "body": "not an order"}
+    ]});
+    let r = emu.invoke(event.to_string()).await.unwrap();
+    assert_eq!(
+        r.json().unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": "bad"}]})
+    );
+    emu.shutdown().await;
+}
