@@ -34,6 +34,22 @@ fn target_dir() -> PathBuf {
     PathBuf::from(v["target_directory"].as_str().unwrap())
 }
 
+/// Where `package` writes zips for provided.al2023 on this machine's architecture.
+fn al2023_zips() -> PathBuf {
+    target_dir()
+        .join("lambda/provided.al2023")
+        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
+}
+
+/// Checks that zip `name` in `dir` holds exactly `inside`, executable.
+fn assert_zip(dir: &Path, name: &str, inside: &str) {
+    assert_eq!(
+        zip_entries(&dir.join(name)),
+        [(inside.to_owned(), Some(0o755))],
+        "{name}"
+    );
+}
+
 fn zip_entries(path: &Path) -> Vec<(String, Option<u32>)> {
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     (0..zip.len())
@@ -63,22 +79,19 @@ fn package_examples(args: &[&str]) {
 fn package_writes_functions_as_bootstrap_and_declared_extensions_as_layers() {
     // The examples crate declares telemetry-summary an extension in its metadata.
     package_examples(&["--bin", "hello", "--bin", "telemetry-summary"]);
-    let dir = target_dir()
-        .join("lambda/provided.al2023")
-        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH));
-    assert_eq!(
-        zip_entries(&dir.join("hello.zip")),
-        [("bootstrap".to_owned(), Some(0o755))]
-    );
-    assert_eq!(
-        zip_entries(&dir.join("layer-telemetry-summary.zip")),
-        [("extensions/telemetry-summary".to_owned(), Some(0o755))]
+    let dir = al2023_zips();
+    assert_zip(&dir, "hello.zip", "bootstrap");
+    assert_zip(
+        &dir,
+        "layer-telemetry-summary.zip",
+        "extensions/telemetry-summary",
     );
     // --extension makes any binary a layer.
     package_examples(&["--extension", "--bin", "internal-extension"]);
-    assert_eq!(
-        zip_entries(&dir.join("layer-internal-extension.zip")),
-        [("extensions/internal-extension".to_owned(), Some(0o755))]
+    assert_zip(
+        &dir,
+        "layer-internal-extension.zip",
+        "extensions/internal-extension",
     );
 }
 
@@ -130,11 +143,10 @@ fn provided_al2_builds_through_cargo_zigbuild_or_says_how_to_get_it() {
         return;
     }
     assert!(out.status.success(), "{stderr}");
-    let zip = target_dir()
+    let dir = target_dir()
         .join("lambda/provided.al2")
-        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH))
-        .join("hello.zip");
-    assert_eq!(zip_entries(&zip), [("bootstrap".to_owned(), Some(0o755))]);
+        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH));
+    assert_zip(&dir, "hello.zip", "bootstrap");
 }
 
 /// A binary `make test` built into this workspace's target directory.
@@ -231,17 +243,9 @@ fn package_works_in_a_crate_outside_the_workspace() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let zips = target_dir()
-        .join("lambda/provided.al2023")
-        .join(format!("{}-unknown-linux-gnu", std::env::consts::ARCH));
-    assert_eq!(
-        zip_entries(&zips.join("parcel.zip")),
-        [("bootstrap".to_owned(), Some(0o755))]
-    );
-    assert_eq!(
-        zip_entries(&zips.join("layer-watcher.zip")),
-        [("extensions/watcher".to_owned(), Some(0o755))]
-    );
+    let zips = al2023_zips();
+    assert_zip(&zips, "parcel.zip", "bootstrap");
+    assert_zip(&zips, "layer-watcher.zip", "extensions/watcher");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -161,6 +161,22 @@ fn json<T: serde::Serialize>(record: &T) -> serde_json::Value {
     serde_json::to_value(record).unwrap_or_default()
 }
 
+/// An invocation record with its outcome and `metrics`.
+fn outcome(
+    request_id: &str,
+    status: &str,
+    error_type: &Option<String>,
+    metrics: serde_json::Value,
+) -> serde_json::Value {
+    json(&InvocationRecord {
+        request_id: request_id.to_owned(),
+        status: Some(status.to_owned()),
+        error_type: error_type.clone(),
+        metrics: Some(metrics),
+        ..InvocationRecord::default()
+    })
+}
+
 /// The `platform.*` Telemetry API events `fact` publishes.
 pub(crate) fn telemetry(fact: &Fact, config: &FunctionConfig, peak_mb: u64) -> Vec<TelemetryEvent> {
     let event = |kind: &str, record: serde_json::Value| TelemetryEvent::now(kind, record);
@@ -218,15 +234,14 @@ pub(crate) fn telemetry(fact: &Fact, config: &FunctionConfig, peak_mb: u64) -> V
             duration,
         } => vec![event(
             "platform.runtimeDone",
-            json(&InvocationRecord {
-                request_id: request_id.clone(),
-                status: Some((*status).into()),
-                error_type: error_type.clone(),
-                metrics: Some(json(&DurationMetrics {
+            outcome(
+                request_id,
+                status,
+                error_type,
+                json(&DurationMetrics {
                     duration_ms: ms(*duration),
-                })),
-                ..InvocationRecord::default()
-            }),
+                }),
+            ),
         )],
         Fact::Report {
             request_id,
@@ -236,19 +251,18 @@ pub(crate) fn telemetry(fact: &Fact, config: &FunctionConfig, peak_mb: u64) -> V
             error_type,
         } => vec![event(
             "platform.report",
-            json(&InvocationRecord {
-                request_id: request_id.clone(),
-                status: Some((*status).into()),
-                error_type: error_type.clone(),
-                metrics: Some(json(&ReportMetrics {
+            outcome(
+                request_id,
+                status,
+                error_type,
+                json(&ReportMetrics {
                     duration_ms: ms(*duration),
                     billed_duration_ms: billed_ms(*duration, *init_duration),
                     memory_size_mb: u64::from(config.memory_mb),
                     max_memory_used_mb: peak_mb,
                     init_duration_ms: init_duration.map(ms),
-                })),
-                ..InvocationRecord::default()
-            }),
+                }),
+            ),
         )],
         Fact::ExtensionRegistered { name, events } => vec![event(
             "platform.extension",

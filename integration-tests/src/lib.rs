@@ -85,6 +85,35 @@ pub async fn report_line(emulator: &Emulator, request_id: &str) -> String {
         })
 }
 
+/// Waits for the log line that starts with `prefix` and returns it; fails the test with
+/// the whole log when none comes.
+pub async fn line(logs: &ironlambda_emulator::Logs, prefix: &str) -> String {
+    logs.wait_for(PATIENCE, |l| l.starts_with(prefix))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no line starting with {prefix:?}; logs: {:#?}",
+                logs.lines()
+            )
+        })
+}
+
+/// Checks that `answer` is Lambda's answer to an invocation that timed out after
+/// `seconds` (`"1.00"`), and that its REPORT line says so.
+pub async fn assert_timed_out(emulator: &Emulator, answer: &InvokeResponse, seconds: &str) {
+    assert_eq!(answer.status, http::StatusCode::OK);
+    assert_eq!(answer.function_error(), Some("Unhandled"));
+    let body = answer.json().unwrap();
+    let (error_type, message) = error_of(&body);
+    assert_eq!(error_type, "Sandbox.Timedout");
+    assert!(
+        message.ends_with(&format!("Task timed out after {seconds} seconds")),
+        "{message}"
+    );
+    let report = report_line(emulator, answer.request_id().unwrap()).await;
+    assert!(report.ends_with("Status: timeout"), "{report}");
+}
+
 /// A scratch directory removed on drop, unique to this process and call.
 pub struct Scratch(PathBuf);
 

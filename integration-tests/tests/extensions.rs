@@ -4,9 +4,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ironlambda_emulator::Logs;
 use ironlambda_integration_tests::{
-    PATIENCE, Scratch, emulator, extensions_dir, init_count, report_line,
+    Scratch, emulator, extensions_dir, init_count, line, report_line,
 };
 use serde_json::json;
 
@@ -15,17 +14,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
-}
-
-async fn line(logs: &Logs, prefix: &str) -> String {
-    logs.wait_for(PATIENCE, |l| l.starts_with(prefix))
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "no line starting with {prefix:?}; logs: {:#?}",
-                logs.lines()
-            )
-        })
 }
 
 fn number_after(line: &str, key: &str) -> u64 {

@@ -5,10 +5,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, StatusCode};
 use ironlambda_emulator::{invoke_request, send};
-use ironlambda_integration_tests::{PATIENCE, emulator, extensions_dir, init_count, report_line};
+use ironlambda_integration_tests::{
+    PATIENCE, assert_timed_out, emulator, error_of, extensions_dir, init_count, report_line,
+};
 use serde_json::json;
-
-use ironlambda_integration_tests::error_of;
 
 #[tokio::test]
 async fn d3_a_dry_run_is_answered_204_without_running_anything() {
@@ -345,16 +345,7 @@ async fn d8_a_retried_init_that_overruns_the_invoke_timeout_times_the_invoke_out
         .await
         .unwrap();
     let r = emu.invoke(r#"{"action":"echo","value":1}"#).await.unwrap();
-    assert_eq!(r.function_error(), Some("Unhandled"));
-    let body = r.json().unwrap();
-    let (error_type, message) = error_of(&body);
-    assert_eq!(error_type, "Sandbox.Timedout");
-    assert!(
-        message.ends_with("Task timed out after 1.00 seconds"),
-        "{message}"
-    );
-    let report = report_line(&emu, r.request_id().unwrap()).await;
-    assert!(report.ends_with("Status: timeout"), "{report}");
+    assert_timed_out(&emu, &r, "1.00").await;
     let lines = emu.logs().lines();
     assert!(
         lines

@@ -11,12 +11,11 @@ use ironlambda_api_client::ApiError;
 use ironlambda_emulator::{invoke_request, send};
 use ironlambda_integration_tests::streams::{expected, read_all};
 use ironlambda_integration_tests::{
-    PATIENCE, emulator, idle_emulator, init_count, invoke_in_background, report_line,
+    PATIENCE, assert_timed_out, emulator, error_of, idle_emulator, init_count,
+    invoke_in_background, report_line,
 };
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-
-use ironlambda_integration_tests::error_of;
 
 use crate::Runtime;
 
@@ -309,17 +308,7 @@ async fn a24_a_timeout_answers_the_caller_and_the_next_invoke_starts_the_runtime
         .invoke(r#"{"action":"sleep","ms":120000}"#)
         .await
         .unwrap();
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.function_error(), Some("Unhandled"));
-    let body = r.json().unwrap();
-    let (error_type, message) = error_of(&body);
-    assert_eq!(error_type, "Sandbox.Timedout");
-    assert!(
-        message.ends_with("Task timed out after 1.00 seconds"),
-        "{message}"
-    );
-    let report = report_line(&emu, r.request_id().unwrap()).await;
-    assert!(report.ends_with("Status: timeout"), "{report}");
+    assert_timed_out(&emu, &r, "1.00").await;
 
     let r = emu
         .invoke(r#"{"action":"echo","value":"after"}"#)
