@@ -96,6 +96,26 @@ mod tests {
         assert!(refusal.contains("cargo-zigbuild"));
     }
 
+    /// A real binary whose version-needs table names a glibc no runtime has (this test's
+    /// own executable, with one `GLIBC_2.` rewritten to `GLIBC_9.` in place) is read as
+    /// needing it, and refused with the fix.
+    #[test]
+    fn a_binary_linked_against_a_newer_glibc_is_read_and_refused() {
+        let mut bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let at = bytes
+            .windows(8)
+            .position(|w| w == b"GLIBC_2.")
+            .expect("a glibc version name");
+        bytes[at + 6] = b'9';
+        let path = std::env::temp_dir().join(format!("ironlambda-glibc-{}", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let needed = required(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(needed.is_some_and(|(major, _)| major == 9), "{needed:?}");
+        let refusal = verdict("f", needed, "provided.al2023").expect("refused");
+        assert!(refusal.contains("would fail at init"), "{refusal}");
+    }
+
     #[test]
     fn this_test_binary_needs_some_glibc() {
         // The test executable itself is a glibc-linked ELF file.

@@ -73,13 +73,23 @@ pub use logs::Logs;
 /// How many invocations may wait for an environment by default before callers get 429.
 const QUEUE_LIMIT: usize = 1024;
 
+/// A function added after the first.
+#[derive(Debug, Clone)]
+enum MoreFunction {
+    /// Named, running this executable, with the first function's settings.
+    Like(String, PathBuf),
+    /// With settings of its own.
+    Own(Box<FunctionConfig>),
+}
+
 /// Configures and starts an [`Emulator`].
 #[derive(Debug, Clone)]
 pub struct EmulatorBuilder {
     /// The first function; its settings (all but name and executable) apply to every one.
     function: FunctionConfig,
-    /// Further functions: name and executable.
-    more: Vec<(String, PathBuf)>,
+    /// Further functions: a name and an executable (with the first's settings), or a
+    /// configuration of their own.
+    more: Vec<MoreFunction>,
     addr: SocketAddr,
     echo: bool,
     faults: Faults,
@@ -97,7 +107,15 @@ impl EmulatorBuilder {
     /// Invoke API routes by name, and each function gets environments of its own, under
     /// the same settings. Its lines are tagged `[name]`.
     pub fn function(mut self, name: impl Into<String>, executable: impl Into<PathBuf>) -> Self {
-        self.more.push((name.into(), executable.into()));
+        self.more
+            .push(MoreFunction::Like(name.into(), executable.into()));
+        self
+    }
+
+    /// Serves one more function with limits of its own (timeout, memory, environment,
+    /// concurrency…): `FunctionConfig::new(path)` and set its fields.
+    pub fn function_config(mut self, config: FunctionConfig) -> Self {
+        self.more.push(MoreFunction::Own(Box::new(config)));
         self
     }
 
@@ -184,26 +202,15 @@ impl EmulatorBuilder {
     pub async fn start(mut self) -> std::io::Result<Emulator> {
         let invalid =
             |message: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
-        if let Some(dir) = &self.function.extensions_dir {
-            let dir = std::fs::canonicalize(dir)
-                .map_err(|e| not_found("extensions directory", dir, e))?;
-            if !dir.is_dir() {
-                return Err(invalid(format!(
-                    "extensions directory {} is not a directory",
-                    dir.display()
-                )));
-            }
-            self.function.extensions_disabled = dir
-                .parent()
-                .is_some_and(|opt| opt.join(config::EXTENSIONS_DISABLED_MARKER).exists());
-            self.function.extensions_dir = Some(dir);
-        }
         let mut functions = vec![self.function.clone()];
-        for (name, executable) in std::mem::take(&mut self.more) {
-            functions.push(FunctionConfig {
-                name,
-                executable,
-                ..self.function.clone()
+        for more in std::mem::take(&mut self.more) {
+            functions.push(match more {
+                MoreFunction::Like(name, executable) => FunctionConfig {
+                    name,
+                    executable,
+                    ..self.function.clone()
+                },
+                MoreFunction::Own(config) => *config,
             });
         }
         let mut names = std::collections::HashSet::new();
@@ -227,6 +234,20 @@ impl EmulatorBuilder {
                 )));
             }
             check_launchable(&f.executable)?;
+            if let Some(dir) = &f.extensions_dir {
+                let dir = std::fs::canonicalize(dir)
+                    .map_err(|e| not_found("extensions directory", dir, e))?;
+                if !dir.is_dir() {
+                    return Err(invalid(format!(
+                        "extensions directory {} is not a directory",
+                        dir.display()
+                    )));
+                }
+                f.extensions_disabled = dir
+                    .parent()
+                    .is_some_and(|opt| opt.join(config::EXTENSIONS_DISABLED_MARKER).exists());
+                f.extensions_dir = Some(dir);
+            }
         }
         let listener = TcpListener::bind(self.addr).await.map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::AddrInUse {

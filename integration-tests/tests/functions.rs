@@ -363,11 +363,14 @@ async fn panics_in_user_serde_impls_fail_only_their_invocation() {
 /// served by none gets Lambda's 404.
 #[tokio::test]
 async fn several_functions_are_served_by_name_each_in_its_own_environment() {
+    // The second function with limits of its own.
+    let mut checker = ironlambda_emulator::FunctionConfig::new(
+        ironlambda_integration_tests::binary("test-function"),
+    );
+    checker.name = "checker".into();
+    checker.memory_mb = 512;
     let emu = emulator("hello")
-        .function(
-            "checker",
-            ironlambda_integration_tests::binary("test-function"),
-        )
+        .function_config(checker)
         .start()
         .await
         .unwrap();
@@ -380,6 +383,7 @@ async fn several_functions_are_served_by_name_each_in_its_own_environment() {
         .json()
         .unwrap();
     assert_eq!(ctx["function_name"], "checker");
+    assert_eq!(ctx["memory_mb"], 512);
     assert_eq!(
         ctx["arn"],
         "arn:aws:lambda:us-east-1:000000000000:function:checker"
