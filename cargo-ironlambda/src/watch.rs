@@ -1,7 +1,7 @@
-//! `cargo ironlambda watch`: build, serve every function binary of the crate from one
-//! emulator (one Invoke API port, each function in environments of its own), and on a
-//! source change rebuild and replace them. A build error is printed and the last good
-//! build keeps serving.
+//! `cargo ironlambda watch`: build, serve every function binary of the crate (all but the
+//! extensions declared in `[package.metadata.ironlambda]`) from one emulator (one Invoke
+//! API port, each function in environments of its own), and on a source change rebuild and
+//! replace them. A build error is printed and the last good build keeps serving.
 //!
 //! Changes are found by polling the packages' files (their sizes and modification times)
 //! twice a second: portable, and cheap for a crate's sources. A replacement waits for the
@@ -116,11 +116,22 @@ pub async fn watch(
     options: WatchOptions,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    let dirs = build::metadata(dir)?.package_dirs();
+    let metadata = build::metadata(dir)?;
+    let dirs = metadata.package_dirs();
+    // Binaries declared as extensions are not functions: run them with --extensions-dir.
+    let extensions = metadata.extensions();
     let mut seen = fingerprint(&dirs);
     let build_now = || {
         let (dir, build) = (dir.to_path_buf(), options.build.clone());
-        tokio::task::spawn_blocking(move || build::build(&dir, &build))
+        let extensions = extensions.clone();
+        tokio::task::spawn_blocking(move || {
+            build::build(&dir, &build).map(|built| {
+                built
+                    .into_iter()
+                    .filter(|b| !extensions.contains(&b.name))
+                    .collect::<Vec<_>>()
+            })
+        })
     };
     let mut serving: Option<Emulator> = None;
     let mut addr = options.addr;
