@@ -306,8 +306,11 @@ impl Slot {
                 for line in platform::log_lines(&fact, config, self.peak_mb) {
                     self.logs.line(line);
                 }
-                for event in platform::telemetry(&fact, config, self.peak_mb) {
-                    self.telemetry.publish(TelemetryType::Platform, event);
+                // Records are built only for someone: most runs have no subscriber.
+                if self.telemetry.has_subscribers() {
+                    for event in platform::telemetry(&fact, config, self.peak_mb) {
+                        self.telemetry.publish(TelemetryType::Platform, event);
+                    }
                 }
             }
             Effect::Note(line) => self.logs.line(line),

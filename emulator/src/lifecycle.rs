@@ -118,7 +118,9 @@ pub(crate) enum Effect {
     Signal(Who, Signal),
     /// Stop waiting for processes that outlived SIGKILL.
     Abandon,
-    /// Note the runtime's memory use now, for `REPORT`'s peak.
+    /// Note the runtime's peak memory now, for `REPORT`. (The kernel keeps the high-water
+    /// mark, so one look when an invocation ends is enough; the look costs a read of
+    /// `/proc/<pid>/status`.)
     SampleMemory,
     /// Answer an invocation's caller.
     AnswerCaller(Option<oneshot::Sender<InvokeResult>>, InvokeResult),
@@ -941,8 +943,6 @@ impl Lifecycle {
             let inv = self.invokes.remove(index);
             self.finish(clock, inv);
             self.spin_down_when_idle(clock);
-        } else {
-            self.emit(Effect::SampleMemory);
         }
     }
 

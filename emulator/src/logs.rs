@@ -133,12 +133,6 @@ impl Logs {
     /// A line a process printed: kept (extension lines labelled `[name]`) and published to
     /// telemetry subscribers as a `function` or `extension` record.
     pub(crate) fn output(&self, source: &Source, line: &str) {
-        // In Lambda's JSON log format a line that is a JSON object is delivered as that
-        // object; in Text format every line is delivered as text, braces or not.
-        let record = match self.json_format && line.starts_with('{') {
-            true => serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_owned())),
-            false => Value::String(line.to_owned()),
-        };
         let (kind, category) = match source {
             Source::Function => {
                 self.line(line);
@@ -148,6 +142,15 @@ impl Logs {
                 self.line(format!("[{name}] {line}"));
                 ("extension", TelemetryType::Extension)
             }
+        };
+        if !self.telemetry.has_subscribers() {
+            return;
+        }
+        // In Lambda's JSON log format a line that is a JSON object is delivered as that
+        // object; in Text format every line is delivered as text, braces or not.
+        let record = match self.json_format && line.starts_with('{') {
+            true => serde_json::from_str(line).unwrap_or_else(|_| Value::String(line.to_owned())),
+            false => Value::String(line.to_owned()),
         };
         self.telemetry
             .publish(category, TelemetryEvent::now(kind, record));

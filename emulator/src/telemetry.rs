@@ -70,6 +70,11 @@ impl TelemetryHub {
         });
     }
 
+    /// Whether anyone subscribed: without subscribers, records need not be built at all.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        !self.subscribers().is_empty()
+    }
+
     /// Sends `event` to every subscriber of `category`.
     pub(crate) fn publish(&self, category: TelemetryType, event: TelemetryEvent) {
         let urgent = self.urgent.load(Ordering::Relaxed);

@@ -215,7 +215,6 @@ fn a_classic_invocation_ends_when_the_runtime_polls_again_and_only_then_may_the_
         [
             "answer caller: success",
             "runtime done r1 success",
-            "sample memory",
             "answer ok"
         ]
     );
