@@ -19,7 +19,7 @@ use crate::build::{self, BuildOptions, Built};
 /// How often the sources are looked at.
 const POLL: Duration = Duration::from_millis(500);
 /// At most this many files are looked at per package, so a stray huge directory cannot
-/// make each poll unbounded.
+/// make each poll unbounded (links to directories are not followed).
 const MAX_FILES: usize = 20_000;
 
 /// What `watch` was asked.
@@ -48,10 +48,17 @@ fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
                 if name.starts_with('.') || name == "target" {
                     continue;
                 }
-                let Ok(meta) = entry.metadata() else { continue };
-                if meta.is_dir() {
+                // Directories are entered only when they are real ones: a link to a
+                // directory (perhaps a parent) could make the walk go round forever.
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
                     pending.push(entry.path());
-                } else if files < MAX_FILES {
+                    continue;
+                }
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_file() && files < MAX_FILES {
                     files += 1;
                     seen.push((entry.path(), meta.len(), meta.modified().ok()));
                 }
@@ -182,4 +189,27 @@ pub async fn watch(
         emulator.shutdown().await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link back to a parent directory neither loops the walk nor hides a change.
+    #[test]
+    fn the_fingerprint_ignores_links_to_directories_and_sees_changes() {
+        let dir =
+            std::env::temp_dir().join(format!("ironlambda-fingerprint-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(dir.join("src/main.rs"), "fn main() {}").unwrap();
+        std::os::unix::fs::symlink(&dir, dir.join("src/loop")).unwrap();
+        std::fs::create_dir_all(dir.join("target/debug")).unwrap();
+        std::fs::write(dir.join("target/debug/out"), "built").unwrap();
+        let before = fingerprint(std::slice::from_ref(&dir));
+        assert_eq!(before.len(), 1, "{before:?}");
+        std::fs::write(dir.join("src/main.rs"), "fn main() { }").unwrap();
+        assert_ne!(fingerprint(std::slice::from_ref(&dir)), before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
