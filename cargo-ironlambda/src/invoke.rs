@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 
+use ironlambda_api_client::headers;
 use ironlambda_emulator::{InvokeResponse, invoke_request, send};
 
 /// Invokes `function` at `addr` with `payload`; returns the text to print and whether the
@@ -42,7 +43,7 @@ pub fn render(answer: &InvokeResponse, color: bool) -> String {
     } else if !answer.status.is_success() {
         let kind = answer
             .headers
-            .get("x-amzn-errortype")
+            .get(headers::AMZN_ERROR_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("error");
         Some(format!("{} {kind}", answer.status.as_u16()))
@@ -62,16 +63,16 @@ mod tests {
     use http::{HeaderMap, HeaderValue, StatusCode};
 
     fn answer(status: StatusCode, error: bool, body: &'static str) -> InvokeResponse {
-        let mut headers = HeaderMap::new();
+        let mut fields = HeaderMap::new();
         if error {
-            headers.insert(
-                "x-amz-function-error",
+            fields.insert(
+                headers::AMZ_FUNCTION_ERROR,
                 HeaderValue::from_static("Unhandled"),
             );
         }
         InvokeResponse {
             status,
-            headers,
+            headers: fields,
             body: body.into(),
         }
     }

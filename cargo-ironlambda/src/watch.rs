@@ -32,8 +32,9 @@ pub struct WatchOptions {
 }
 
 /// A summary of the sources that changes when any of them does: every file's path, size
-/// and modification time, outside `target/` and hidden directories.
-fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+/// and modification time, outside cargo's target directory `skip` (wherever
+/// `CARGO_TARGET_DIR` puts it) and hidden directories.
+fn fingerprint(dirs: &[PathBuf], skip: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     let mut seen = Vec::new();
     for dir in dirs {
         let mut pending = vec![dir.clone()];
@@ -45,7 +46,7 @@ fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
             for entry in entries.flatten() {
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name.starts_with('.') || name == "target" {
+                if name.starts_with('.') || entry.path() == skip {
                     continue;
                 }
                 // Directories are entered only when they are real ones: a link to a
@@ -127,7 +128,12 @@ pub async fn watch(
     let dirs = metadata.package_dirs();
     // Binaries declared as extensions are not functions: run them with --extensions-dir.
     let extensions = metadata.extensions();
-    let mut seen = fingerprint(&dirs);
+    // The walk reads the file system: off the async threads.
+    let look = || {
+        let (dirs, skip) = (dirs.clone(), metadata.target_directory.clone());
+        tokio::task::spawn_blocking(move || fingerprint(&dirs, &skip))
+    };
+    let mut seen = look().await.map_err(|e| e.to_string())?;
     let build_now = || {
         let (dir, build) = (dir.to_path_buf(), options.build.clone());
         let extensions = extensions.clone();
@@ -157,7 +163,7 @@ pub async fn watch(
             _ = &mut stop => break,
             _ = tokio::time::sleep(POLL) => {}
         }
-        let now = fingerprint(&dirs);
+        let now = look().await.map_err(|e| e.to_string())?;
         if now == seen {
             continue;
         }
@@ -195,7 +201,8 @@ pub async fn watch(
 mod tests {
     use super::*;
 
-    /// A link back to a parent directory neither loops the walk nor hides a change.
+    /// A link back to a parent directory neither loops the walk nor hides a change, and
+    /// cargo's target directory (here under a name of its own) is not looked at.
     #[test]
     fn the_fingerprint_ignores_links_to_directories_and_sees_changes() {
         let dir =
@@ -204,12 +211,14 @@ mod tests {
         std::fs::create_dir_all(dir.join("src")).unwrap();
         std::fs::write(dir.join("src/main.rs"), "fn main() {}").unwrap();
         std::os::unix::fs::symlink(&dir, dir.join("src/loop")).unwrap();
-        std::fs::create_dir_all(dir.join("target/debug")).unwrap();
-        std::fs::write(dir.join("target/debug/out"), "built").unwrap();
-        let before = fingerprint(std::slice::from_ref(&dir));
+        let built = dir.join("build-output");
+        std::fs::create_dir_all(&built).unwrap();
+        std::fs::write(built.join("out"), "built").unwrap();
+        let look = || fingerprint(std::slice::from_ref(&dir), &built);
+        let before = look();
         assert_eq!(before.len(), 1, "{before:?}");
         std::fs::write(dir.join("src/main.rs"), "fn main() { }").unwrap();
-        assert_ne!(fingerprint(std::slice::from_ref(&dir)), before);
+        assert_ne!(look(), before);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

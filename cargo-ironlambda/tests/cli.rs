@@ -60,18 +60,23 @@ fn zip_entries(path: &Path) -> Vec<(String, Option<u32>)> {
         .collect()
 }
 
-/// Runs `cargo ironlambda package ARGS` in the examples crate.
-fn package_examples(args: &[&str]) {
-    let out = tool()
-        .arg("package")
-        .args(args)
-        .current_dir(workspace().join("examples"))
-        .output()
-        .unwrap();
+/// Runs `command` and fails the test with its stderr unless it succeeds.
+fn succeed(command: &mut Command) {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `cargo ironlambda package ARGS` in the examples crate.
+fn package_examples(args: &[&str]) {
+    succeed(
+        tool()
+            .arg("package")
+            .args(args)
+            .current_dir(workspace().join("examples")),
     );
 }
 
@@ -230,18 +235,13 @@ fn package_works_in_a_crate_outside_the_workspace() {
     let dir = std::env::temp_dir().join(format!("ironlambda-package-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     scratch_crate(&dir, "parcel", r#"Ok("hello".into())"#, true);
-    let out = tool()
-        .arg("package")
-        .current_dir(&dir)
-        // Shared with the workspace so dependencies are not built again; the zips land
-        // under it, as under any CARGO_TARGET_DIR.
-        .env("CARGO_TARGET_DIR", target_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeed(
+        tool()
+            .arg("package")
+            .current_dir(&dir)
+            // Shared with the workspace so dependencies are not built again; the zips land
+            // under it, as under any CARGO_TARGET_DIR.
+            .env("CARGO_TARGET_DIR", target_dir()),
     );
     let zips = al2023_zips();
     assert_zip(&zips, "parcel.zip", "bootstrap");

@@ -599,19 +599,23 @@ impl Lifecycle {
                 request_id: event.request_id.clone(),
             });
         }
-        // INVOKE fan-out to the subscribed extensions (protocol.md §3.2).
-        let extension_event = ExtensionEvent::Invoke(InvokeEvent {
-            deadline_ms: event.deadline_ms,
-            request_id: event.request_id.clone(),
-            invoked_function_arn: event.invoked_function_arn.clone(),
-            tracing: event.trace_id.as_ref().map(|t| Tracing {
-                kind: "X-Amzn-Trace-Id".into(),
-                value: t.clone(),
-            }),
-        });
-        let extension_event = Bytes::from(serde_json::to_vec(&extension_event).unwrap_or_default());
-        let deliveries = self.extensions.broadcast(&extension_event, |r| r.invoke);
-        self.deliveries(deliveries);
+        // INVOKE fan-out to the subscribed extensions (protocol.md §3.2), encoded only when
+        // someone subscribed.
+        if self.extensions.registered.iter().any(|r| r.invoke) {
+            let extension_event = ExtensionEvent::Invoke(InvokeEvent {
+                deadline_ms: event.deadline_ms,
+                request_id: event.request_id.clone(),
+                invoked_function_arn: event.invoked_function_arn.clone(),
+                tracing: event.trace_id.as_ref().map(|t| Tracing {
+                    kind: "X-Amzn-Trace-Id".into(),
+                    value: t.clone(),
+                }),
+            });
+            let extension_event =
+                Bytes::from(serde_json::to_vec(&extension_event).unwrap_or_default());
+            let deliveries = self.extensions.broadcast(&extension_event, |r| r.invoke);
+            self.deliveries(deliveries);
+        }
         let delivered = self.deliver(&event);
         self.invokes.push(Invoke {
             event,
