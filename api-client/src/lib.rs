@@ -3,7 +3,7 @@
 //! Everything about the wire lives here, shared by the runtime, the extension library and
 //! the emulator: parsing `AWS_LAMBDA_RUNTIME_API` ([`Endpoint`]), the Runtime API paths and
 //! requests ([`RuntimeApi`], [`RuntimeRoute`]), header names ([`headers`]), bodies and limits
-//! ([`wire`]), request-id validation, a keep-alive HTTP/1.1 [`Client`] that can pipeline
+//! ([`wire`]), HTTP-integration responses ([`http_integration`]), request-id validation, a keep-alive HTTP/1.1 [`Client`] that can pipeline
 //! requests, and typed [`ApiError`]s; the Extensions API ([`ExtensionApi`], [`ExtensionRoute`],
 //! [`ExtensionEvent`]) and the Telemetry/Logs subscription and event types ([`telemetry`]).
 //! [`Error`] is the error type handlers return, shared by the runtime and extension crates.
@@ -30,6 +30,7 @@ mod extension_api;
 pub mod fuzzing;
 pub mod headers;
 mod http1;
+pub mod http_integration;
 pub mod panic;
 #[cfg(test)]
 mod properties;

@@ -19,6 +19,24 @@ pub fn rfc3339_now() -> String {
     )
 }
 
+/// A time as API Gateway and Function URL events write `requestContext.time`
+/// (`02/Dec/2026:02:04:22 +0000`), from the time since the epoch.
+pub fn request_time(since_epoch: std::time::Duration) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = since_epoch.as_secs();
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{d:02}/{}/{y:04}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(mo - 1) as usize],
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// Today's UTC date as (year, month, day).
 pub fn today() -> (i64, u32, u32) {
     let secs = SystemTime::now()
@@ -52,6 +70,10 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(
+            request_time(std::time::Duration::from_secs(1_796_177_062)),
+            "02/Dec/2026:02:04:22 +0000"
+        );
         let now = rfc3339_now();
         assert_eq!(
             (now.len(), &now[10..11], &now[23..]),

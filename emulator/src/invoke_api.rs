@@ -528,7 +528,7 @@ pub(crate) fn decode_client_context(h: &HeaderMap) -> Result<Option<String>, Str
 }
 
 /// A fresh X-Ray trace header: `Root=1-<epoch hex>-<96-bit hex>;Parent=<64-bit hex>;Sampled=0`.
-fn new_trace_id() -> String {
+pub(crate) fn new_trace_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -31,6 +31,7 @@ mod extensions;
 mod extensions_api;
 mod faults;
 mod function_name;
+mod function_url;
 mod lifecycle;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -94,6 +95,8 @@ pub struct EmulatorBuilder {
     echo: bool,
     faults: Faults,
     queue_limit: usize,
+    /// Where the Function URL front door listens, when it does.
+    url_port: Option<u16>,
 }
 
 impl EmulatorBuilder {
@@ -188,6 +191,15 @@ impl EmulatorBuilder {
     /// that, callers get Lambda's throttling answer, 429 `TooManyRequestsException`.
     pub fn queue_limit(mut self, n: usize) -> Self {
         self.queue_limit = n.max(1);
+        self
+    }
+
+    /// Serves the functions as Function URLs on `port` (0: any free port) of the
+    /// emulator's host: plain HTTP in, each request a payload 2.0 event, the function's
+    /// answer the HTTP response (streamed ones streamed). With several functions, the
+    /// first path segment picks the function. See [`Emulator::function_url`].
+    pub fn url_port(mut self, port: u16) -> Self {
+        self.url_port = Some(port);
         self
     }
 
@@ -312,6 +324,21 @@ impl EmulatorBuilder {
         let targets = Arc::new(targets);
         let faults = Arc::new(self.faults);
         let mut servers = Vec::new();
+        let mut url_addr = None;
+        if let Some(port) = self.url_port {
+            let at = SocketAddr::new(addr.ip(), port);
+            let listener = TcpListener::bind(at).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot serve the Function URL on {at}: {e} (pick another --url-port, or 0 for any free one)"),
+                )
+            })?;
+            url_addr = Some(listener.local_addr()?);
+            servers.push(tokio::spawn(server::serve_function_urls(
+                listener,
+                targets.clone(),
+            )));
+        }
         for (config, listeners, calls_tx) in pending {
             for (index, listener) in listeners.into_iter().enumerate() {
                 let shared = Arc::new(server::Shared {
@@ -328,6 +355,7 @@ impl EmulatorBuilder {
         }
         Ok(Emulator {
             addr,
+            url_addr,
             functions: targets.iter().map(|t| t.config.clone()).collect(),
             logs,
             drivers,
@@ -372,6 +400,8 @@ fn check_launchable(path: &std::path::Path) -> std::io::Result<()> {
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
+    /// The Function URL front door, when one was asked for.
+    url_addr: Option<SocketAddr>,
     functions: Vec<Arc<FunctionConfig>>,
     logs: Logs,
     /// Each function's driver, and how to tell it to stop.
@@ -389,12 +419,20 @@ impl Emulator {
             echo: false,
             faults: Faults::none(),
             queue_limit: QUEUE_LIMIT,
+            url_port: None,
         }
     }
 
     /// Where the emulator listens (Invoke API, and the first environment's Runtime API).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The Function URL front door's base URL (`http://127.0.0.1:PORT`), when
+    /// [`EmulatorBuilder::url_port`] asked for one. With several functions, append
+    /// `/{name}` to reach one.
+    pub fn function_url(&self) -> Option<String> {
+        self.url_addr.map(|a| format!("http://{a}"))
     }
 
     /// The (first) function's configuration.

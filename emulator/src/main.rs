@@ -52,6 +52,10 @@ struct Args {
     /// concurrent invokes arrive (each with its own processes and log tag).
     #[arg(long, value_name = "M", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     environments: u16,
+    /// Also serve the functions as Function URLs on this port (0 picks a free one): plain
+    /// HTTP for curl and browsers; with several functions, the first path segment picks one.
+    #[arg(long, value_name = "PORT")]
+    url_port: Option<u16>,
     /// Make the Runtime API misbehave on purpose (repeatable): next-500, next-drop,
     /// truncate-event, omit-header=NAME, corrupt-header=NAME, response-STATUS, delay=MS,
     /// close, random=SEED[:PERCENT]; append xN to apply N times.
@@ -129,6 +133,9 @@ async fn serve(args: Args) -> ExitCode {
     if let Some(dir) = &args.extensions_dir {
         builder = builder.extensions_dir(dir);
     }
+    if let Some(port) = args.url_port {
+        builder = builder.url_port(port);
+    }
     if let Some(name) = first_name.as_ref().or(args.name.as_ref()) {
         builder = builder.name(name);
     }
@@ -199,6 +206,14 @@ async fn serve(args: Args) -> ExitCode {
         "ironlambda-emulator: try  curl -s {} -d '{{}}'",
         emulator.invoke_url()
     );
+    if let Some(url) = emulator.function_url() {
+        let example = if names.len() > 1 {
+            format!("{url}/{}/", names[0])
+        } else {
+            format!("{url}/")
+        };
+        println!("ironlambda-emulator: Function URL on {url}: try  curl -i {example}");
+    }
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

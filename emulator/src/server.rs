@@ -1,10 +1,14 @@
-//! The listener: one loopback port serving the Invoke API and the Runtime API.
+//! The listeners: one loopback port per environment serving the Invoke API and that
+//! environment's Runtime and Extensions APIs, and the Function URL front door's port.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, StatusCode};
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ironlambda_api_client::wire::ApiErrorBody;
@@ -17,7 +21,7 @@ use crate::config::FunctionConfig;
 use crate::faults::Faults;
 use crate::http_util::{Reply, json};
 use crate::invoke_api::InvokeTarget;
-use crate::{extensions_api, invoke_api, runtime_api};
+use crate::{extensions_api, function_url, invoke_api, runtime_api};
 
 /// What every connection's handlers share: the functions the Invoke API serves, and the
 /// one environment whose Runtime and Extensions APIs this listener serves.
@@ -39,12 +43,40 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accepts connections until the task is aborted; aborting it also ends every connection.
 pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    accept(listener, move |req, _peer| {
+        let shared = shared.clone();
+        async move { route(req, &shared).await }
+    })
+    .await
+}
+
+/// Serves the Function URL front door for `functions` until the task is aborted.
+pub(crate) async fn serve_function_urls(listener: TcpListener, functions: Arc<Vec<InvokeTarget>>) {
+    accept(listener, move |req, peer| {
+        let functions = functions.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(function_url::handle(req, peer, &functions).await)
+        }
+    })
+    .await
+}
+
+/// The accept loop: each connection served by `handle` (given the request and the
+/// client's address) on a task of its own, with the head and idle timeouts.
+async fn accept<H, Fut, B, E>(listener: TcpListener, handle: H)
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(_) => {
                         // EMFILE and friends: the error repeats until a descriptor frees up.
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -52,12 +84,9 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
+                let handle = handle.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { route(req, &shared).await }
-                    });
+                    let service = service_fn(move |req| handle(req, peer));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEAD_TIMEOUT)

