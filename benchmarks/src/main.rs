@@ -171,6 +171,18 @@ fn concurrent_cases(quick: bool) -> Vec<Case> {
         .collect()
 }
 
+/// The HTTP cases, measured on [`HTTP_SUBJECTS`]: an API Gateway HTTP API event through an
+/// axum `Router`.
+fn http_cases(quick: bool) -> Vec<Case> {
+    vec![Case {
+        name: "HTTP API event, axum Router",
+        event: Bytes::from_static(include_bytes!("../events/apigw-http.json")),
+        invocations: if quick { 200 } else { 10_000 },
+        expect_errors: false,
+        concurrency: 1,
+    }]
+}
+
 /// Runs `case` on the two subjects `bins` (ours, then the reference's), interleaved and
 /// alternating who goes first.
 async fn paired(
@@ -206,6 +218,9 @@ fn paired_rows(case: &str, samples: &[Vec<Sample>; 2], metrics: &[Metric]) -> Ve
 
 /// The concurrency subjects (the floor has no concurrent counterpart).
 const CONCURRENT_SUBJECTS: [&str; 2] = ["concurrent_ironlambda", "concurrent_reference"];
+
+/// The HTTP subjects: the same axum `Router` behind `ironlambda-http` and `lambda_http`.
+const HTTP_SUBJECTS: [&str; 2] = ["http_ironlambda", "http_reference"];
 
 /// The streaming subjects (the floor has no streaming counterpart).
 const STREAM_SUBJECTS: [&str; 2] = ["stream_ironlambda", "stream_reference"];
@@ -244,6 +259,13 @@ fn metric_rows(case: &str, samples: &[Vec<Sample>; 3], floor_applies: bool) -> V
         .collect()
 }
 
+/// A file's size in KiB (NaN when it cannot be read).
+fn size_kib(p: &Path) -> f64 {
+    std::fs::metadata(p)
+        .map(|m| m.len() as f64 / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -275,6 +297,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             (cases(false), SUBJECTS.to_vec()),
             (stream_cases(false), STREAM_SUBJECTS.to_vec()),
             (concurrent_cases(false), CONCURRENT_SUBJECTS.to_vec()),
+            (http_cases(false), HTTP_SUBJECTS.to_vec()),
         ];
         let (case, subjects) = groups
             .into_iter()
@@ -338,17 +361,12 @@ async fn bench(o: &Options) -> Result<String, String> {
             &cold[REFERENCE],
             Some(&cold[FLOOR]),
         ));
-        let size = |p: &Path| {
-            std::fs::metadata(p)
-                .map(|m| m.len() as f64 / 1024.0)
-                .unwrap_or(f64::NAN)
-        };
         rows.push(Row::new(
             "binary",
             "stripped size KiB",
-            &[size(&bins[OURS])],
-            &[size(&bins[REFERENCE])],
-            Some(&[size(&bins[FLOOR])]),
+            &[size_kib(&bins[OURS])],
+            &[size_kib(&bins[REFERENCE])],
+            Some(&[size_kib(&bins[FLOOR])]),
         ));
     }
     eprintln!("bench: cold start and sizes done");
@@ -453,6 +471,50 @@ async fn bench(o: &Options) -> Result<String, String> {
         }
     }
 
+    // HTTP functions: an axum Router behind each runtime's HTTP adapter.
+    let http: Vec<Case> = http_cases(o.quick)
+        .into_iter()
+        .filter(|c| selected(c.name))
+        .collect();
+    if !http.is_empty() {
+        let http_bins = HTTP_SUBJECTS
+            .iter()
+            .map(|n| path(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics: [Metric; 5] = [
+            ("invocations/s", |s| s.invocations_per_s),
+            ("latency p50 µs", |s| s.p50_us),
+            ("CPU µs/invocation", |s| s.cpu_us),
+            ("user CPU µs/invocation", |s| s.user_us),
+            ("peak RSS KiB", |s| s.peak_rss_kb),
+        ];
+        for case in http {
+            let samples = paired(&launcher, &http_bins, &case, runs).await?;
+            rows.extend(paired_rows(case.name, &samples, &metrics));
+            eprintln!("bench: {} done", case.name);
+        }
+        let mut cold: [Vec<f64>; 2] = Default::default();
+        for _ in 0..spawns {
+            for (s, bin) in http_bins.iter().enumerate() {
+                cold[s].push(measure::cold_start(bin).await?);
+            }
+        }
+        rows.push(Row::new(
+            "HTTP, axum Router",
+            "cold start: spawn → first /next µs",
+            &cold[OURS],
+            &cold[REFERENCE],
+            None,
+        ));
+        rows.push(Row::new(
+            "HTTP, axum Router",
+            "stripped binary KiB",
+            &[size_kib(&http_bins[OURS])],
+            &[size_kib(&http_bins[REFERENCE])],
+            None,
+        ));
+    }
+
     let goals = [
         Target {
             case: "tiny event",
@@ -513,6 +575,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs in the bench process, which the scheduler usually puts on the other core, so every message costs a cross-core wake-up.\n");
     doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n");
     doc.push_str("- Concurrent rows: `concurrent_ironlambda.rs` and `concurrent_reference.rs` (`lambda_runtime::run_concurrent`, feature `concurrency-tokio`) with `AWS_LAMBDA_MAX_CONCURRENCY=N`, on `#[tokio::main]` (multi-thread), each invocation awaiting a 5 ms timer; the mock API hands an event to every open `/next`.\n");
+    doc.push_str("- HTTP rows: `http_ironlambda.rs` (`ironlambda_http::run`) and `http_reference.rs` (`lambda_http::run` 1.3, its default subscriber), the same axum 0.8 `Router` answering `benchmarks/events/apigw-http.json`, an API Gateway HTTP API (payload 2.0) event, with JSON; current-thread tokio runtime.\n");
     doc.push_str("- Stream rows: `stream_ironlambda.rs` (`Streaming::channel`) and `stream_reference.rs` (`lambda_runtime::streaming::channel`) stream N chunks of one shared buffer; the mock API reads each body a frame at a time. Time to first byte is from serving `/next` to the first body byte of the streamed `/response`.\n\n");
     doc.push_str("## Results\n\n");
     doc.push_str(&report::table(&rows));
