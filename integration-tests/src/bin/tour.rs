@@ -227,6 +227,37 @@ async fn tour() -> Result<(), String> {
     stop(run).await?;
 
     println!(
+        "\n■ examples/src/bin/http-axum.rs: an axum Router behind a Function URL (--url-port 0)"
+    );
+    let run = start_emulator_with(&binary("http-axum"), None, &["--url-port", "0"]).await?;
+    let url = run
+        .seen
+        .wait_for(|l| l.contains("Function URL on http://"))
+        .await
+        .and_then(|l| {
+            l.split("http://").nth(1).and_then(|rest| {
+                rest.split([':', ' '])
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(":")
+                    .parse()
+                    .ok()
+            })
+        })
+        .ok_or("the emulator did not say where its Function URL is")?;
+    url_request(&run, url, "GET", "/hello/Ada", None).await?;
+    url_request(
+        &run,
+        url,
+        "POST",
+        "/echo",
+        Some(("application/xml", "<order>tea</order>")),
+    )
+    .await?;
+    url_request(&run, url, "GET", "/stream", None).await?;
+    stop(run).await?;
+
+    println!(
         "\n■ examples/src/bin/graceful.rs with the telemetry-summary extension (a layer's /opt/extensions)"
     );
     let dir = std::env::temp_dir().join(format!("ironlambda-tour-{}", std::process::id()));
@@ -259,6 +290,88 @@ async fn tour() -> Result<(), String> {
     stop(run).await?;
     let _ = std::fs::remove_dir_all(&dir);
     println!("\nDone: every emulator stopped on SIGTERM; no process left behind.");
+    Ok(())
+}
+
+/// Sends one plain HTTP request to the Function URL front door at `url`, as curl would,
+/// and prints the answer's status, content type and body as each piece arrives.
+async fn url_request(
+    run: &Running,
+    url: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {url}\r\nConnection: close\r\n");
+    if let Some((content_type, text)) = body {
+        request.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            text.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.map_or("", |(_, text)| text));
+    println!(
+        "\n  ▶ {method} http://{url}{path}{}",
+        body.map(|(_, t)| format!("  {t}")).unwrap_or_default()
+    );
+    let mut socket = tokio::net::TcpStream::connect(url)
+        .await
+        .map_err(|e| format!("cannot reach the Function URL: {e}"))?;
+    socket
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut head_done = false;
+    let mut request_id = String::new();
+    loop {
+        let n = tokio::time::timeout(WAIT, socket.read(&mut buf))
+            .await
+            .map_err(|_| "the Function URL did not answer".to_owned())?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if !head_done {
+            let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+            let status = head.lines().next().unwrap_or("").to_owned();
+            let content_type = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-type: "))
+                .unwrap_or("-")
+                .to_owned();
+            request_id = head
+                .lines()
+                .find_map(|l| l.strip_prefix("x-amzn-requestid: "))
+                .unwrap_or("")
+                .to_owned();
+            println!("    ← {status}  content-type: {content_type}");
+            seen.drain(..end + 4);
+            head_done = true;
+        }
+        // Each line of body text, as it arrives (chunk sizes left out).
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        for line in text
+            .lines()
+            .filter(|l| !l.is_empty() && u64::from_str_radix(l, 16).is_err())
+        {
+            println!("    ← +{:>3} ms  {line}", started.elapsed().as_millis());
+        }
+        seen.clear();
+    }
+    let report = format!("REPORT RequestId: {request_id}");
+    run.seen
+        .wait_for(|l| l.starts_with(&report))
+        .await
+        .ok_or_else(|| format!("no REPORT line for {request_id}"))?;
     Ok(())
 }
 
