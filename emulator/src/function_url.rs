@@ -535,4 +535,68 @@ mod tests {
         let cookies: Vec<_> = r.headers().get_all(SET_COOKIE).iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
     }
+
+    /// A stream fed with `chunks`, ending as `ending` says.
+    fn stream(chunks: &[&[u8]], ending: StreamEnd) -> ResponseStream {
+        let (tx, rx) = mpsc::channel(chunks.len().max(1));
+        for c in chunks {
+            tx.try_send(Bytes::copy_from_slice(c)).unwrap();
+        }
+        let (end_tx, end) = oneshot::channel();
+        end_tx.send(ending).unwrap();
+        ResponseStream {
+            content_type: Some(HeaderValue::from_static(http_integration::CONTENT_TYPE)),
+            chunks: rx,
+            end,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_prelude_split_anywhere_across_chunks_is_read_whole() {
+        // edge-cases A18: the separator's NULs straddle chunks, and body bytes share the
+        // separator's chunk.
+        let parts: [&[u8]; 4] = [
+            b"{\"statusCode\":201,\"head",
+            b"ers\":{\"x-a\":\"1\"},\"cookies\":[\"c=1\"]}\0\0\0",
+            b"\0\0\0\0\0he",
+            b"llo",
+        ];
+        let r = streamed(stream(&parts, StreamEnd::Complete)).await.unwrap();
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.headers()["x-a"], "1");
+        assert_eq!(r.headers()[SET_COOKIE], "c=1");
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "hello");
+    }
+
+    #[tokio::test]
+    async fn a_failure_after_the_prelude_cuts_the_body_off_with_an_error() {
+        let failed = StreamEnd::Failed {
+            error_type: "StreamInterrupted".into(),
+            body: Bytes::new(),
+        };
+        let r = streamed(stream(
+            &[b"{\"statusCode\":200}\0\0\0\0\0\0\0\0part"],
+            failed,
+        ))
+        .await
+        .unwrap();
+        let mut body = r.into_body();
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "part");
+        let e = body.frame().await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("StreamInterrupted"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_fails_before_its_prelude_ends_is_no_response() {
+        let failed = StreamEnd::Failed {
+            error_type: "Sandbox.Timedout".into(),
+            body: Bytes::from_static(b"timed out"),
+        };
+        let why = streamed(stream(&[b"{\"statusCode\""], failed))
+            .await
+            .unwrap_err();
+        assert!(why.contains("before the prelude ended"), "{why}");
+    }
 }

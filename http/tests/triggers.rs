@@ -288,3 +288,22 @@ async fn an_axum_router_answers_through_the_adapter_unchanged() {
     assert_eq!(r["statusCode"], 200);
     assert_eq!(r["body"], "item 7");
 }
+
+#[test]
+fn every_http_sample_event_cargo_ironlambda_ships_is_recognised() {
+    let dir = format!("{}/../cargo-ironlambda/events", env!("CARGO_MANIFEST_DIR"));
+    for (file, trigger) in [
+        ("apigw-rest.json", Trigger::ApiGatewayRest),
+        ("apigw-http.json", Trigger::ApiGatewayHttp),
+        ("function-url.json", Trigger::FunctionUrl),
+        ("alb.json", Trigger::Alb { multi_value: false }),
+    ] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+        let event: HttpEvent =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(event.trigger(), trigger, "{file}");
+        event
+            .into_request(false)
+            .unwrap_or_else(|e| panic!("{file}: {}", e.message()));
+    }
+}

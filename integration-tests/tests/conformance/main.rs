@@ -3,12 +3,12 @@
 //! runtime and extension crates do against a scripted server; emulator-side rows check what
 //! the emulator answers. Rows with both sides have a test for each.
 //!
-//! Every row of §A–§D has a test. Some rows have one side only: A1–A3, A5–A10, A18, A21,
-//! A26 and A27 are rules for clients (the emulator never answers so; the fault mode in
-//! `faults.rs` makes it); A16, A23–A25 and A28 are rules for emulators. Not covered on the
-//! emulator side: A18's prelude parsing (the emulator passes a streamed body through
-//! untouched; a Function URL front door will parse it) and A21's X-Ray cause header (the
-//! emulator has no X-Ray to forward it to, and ignores it).
+//! Every row of §A–§D has a test. Some rows have one side only: A1–A3, A5–A10, A21, A26
+//! and A27 are rules for clients (the emulator never answers so; the fault mode in
+//! `faults.rs` makes it); A16, A23–A25 and A28 are rules for emulators. A18 has both: the
+//! emulator's side is its Function URL front door reading the prelude. Not covered on the
+//! emulator side: A21's X-Ray cause header (the emulator has no X-Ray to forward it to,
+//! and ignores it).
 
 mod client;
 mod extensions;

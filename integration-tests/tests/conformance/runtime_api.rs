@@ -407,3 +407,72 @@ async fn a20_an_error_type_header_with_control_characters_is_refused_400() {
     assert_eq!(call.await.unwrap().body, "2");
     rt.release(emu).await;
 }
+
+/// The Function URL front door reads a streamed HTTP-integration answer from the byte
+/// stream, not from frames: here the prelude and its 8 NULs arrive split across chunked
+/// frames, with the body's first bytes in the separator's frame.
+#[tokio::test]
+async fn a18_a_prelude_split_across_chunks_is_read_from_the_byte_stream() {
+    use tokio::io::AsyncReadExt;
+    let emu = emulator("test-function")
+        .env("IDLE", "1")
+        .eager_init(true)
+        .url_port(0)
+        .start()
+        .await
+        .unwrap();
+    let url: std::net::SocketAddr = emu
+        .function_url()
+        .unwrap()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let mut rt = Runtime::new(&emu);
+    let caller = tokio::spawn(async move {
+        let mut sock = tokio::net::TcpStream::connect(url).await.unwrap();
+        sock.write_all(b"GET /page HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(PATIENCE, sock.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8(answer).unwrap()
+    });
+    let (headers, event) = rt.next().await;
+    let event: serde_json::Value = serde_json::from_slice(&event).unwrap();
+    assert_eq!(event["rawPath"], "/page");
+    let frames: [&[u8]; 4] = [
+        br#"{"statusCode":201,"head"#,
+        b"ers\":{\"x-a\":\"1\"},\"cookies\":[\"c=1\",\"d=2\"]}\0\0\0",
+        b"\0\0\0\0\0<h1>",
+        b"hi</h1>",
+    ];
+    let mut body = Vec::new();
+    for f in frames {
+        body.extend_from_slice(format!("{:x}\r\n", f.len()).as_bytes());
+        body.extend_from_slice(f);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let mut sock = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
+    let head = format!(
+        "POST /2018-06-01/runtime/invocation/{}/response HTTP/1.1\r\nHost: x\r\nLambda-Runtime-Function-Response-Mode: streaming\r\nContent-Type: application/vnd.awslambda.http-integration-response\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        headers.request_id
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    sock.write_all(&body).await.unwrap();
+    let answer = caller.await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains("x-a: 1\r\n"), "{answer}");
+    assert!(
+        answer.contains("set-cookie: c=1\r\n") && answer.contains("set-cookie: d=2\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("<h1>") && answer.contains("hi</h1>"),
+        "{answer}"
+    );
+    rt.release(emu).await;
+}
