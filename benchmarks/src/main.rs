@@ -219,6 +219,21 @@ fn paired_rows(case: &str, samples: &[Vec<Sample>; 2], metrics: &[Metric]) -> Ve
 /// The concurrency subjects (the floor has no concurrent counterpart).
 const CONCURRENT_SUBJECTS: [&str; 2] = ["concurrent_ironlambda", "concurrent_reference"];
 
+/// The echo functions on `#[tokio::main]` (multi-thread), ours and the reference's.
+const MULTI_THREAD_SUBJECTS: [&str; 2] = ["echo_ironlambda_mt", "echo_reference_mt"];
+
+/// The multi-thread flavour's case: the tiny event of [`cases`], under another name.
+fn multi_thread_cases(quick: bool) -> Vec<Case> {
+    cases(quick)
+        .into_iter()
+        .take(1)
+        .map(|c| Case {
+            name: "tiny event, #[tokio::main]",
+            ..c
+        })
+        .collect()
+}
+
 /// The HTTP subjects: the same axum `Router` behind `ironlambda-http` and `lambda_http`.
 const HTTP_SUBJECTS: [&str; 2] = ["http_ironlambda", "http_reference"];
 
@@ -298,6 +313,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             (stream_cases(false), STREAM_SUBJECTS.to_vec()),
             (concurrent_cases(false), CONCURRENT_SUBJECTS.to_vec()),
             (http_cases(false), HTTP_SUBJECTS.to_vec()),
+            (multi_thread_cases(false), MULTI_THREAD_SUBJECTS.to_vec()),
         ];
         let (case, subjects) = groups
             .into_iter()
@@ -326,6 +342,8 @@ async fn bench(o: &Options) -> Result<String, String> {
     let mut rows = Vec::new();
 
     let selected = |name: &str| o.only.as_deref().is_none_or(|only| name.starts_with(only));
+    // Our CPU per tiny invocation on each flavour, for the multi-thread target.
+    let mut tiny_cpu: [Option<f64>; 2] = [None, None];
     for case in cases(o.quick).into_iter().filter(|c| selected(c.name)) {
         let mut samples: [Vec<Sample>; 3] = Default::default();
         for run in 0..runs {
@@ -344,6 +362,33 @@ async fn bench(o: &Options) -> Result<String, String> {
         }
         eprintln!("bench: {} done", case.name);
         rows.extend(metric_rows(case.name, &samples, !case.expect_errors));
+        if case.name == "tiny event" {
+            let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
+            tiny_cpu[0] = Some(stats::median(&cpu));
+        }
+    }
+
+    // The same tiny echo on `#[tokio::main]`, ours against the reference's.
+    for case in multi_thread_cases(o.quick)
+        .into_iter()
+        .filter(|c| selected(c.name))
+    {
+        let mt_bins = MULTI_THREAD_SUBJECTS
+            .iter()
+            .map(|n| path(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics: [Metric; 5] = [
+            ("invocations/s", |s| s.invocations_per_s),
+            ("latency p50 µs", |s| s.p50_us),
+            ("CPU µs/invocation", |s| s.cpu_us),
+            ("user CPU µs/invocation", |s| s.user_us),
+            ("peak RSS KiB", |s| s.peak_rss_kb),
+        ];
+        let samples = paired(&launcher, &mt_bins, &case, runs).await?;
+        rows.extend(paired_rows(case.name, &samples, &metrics));
+        let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
+        tiny_cpu[1] = Some(stats::median(&cpu));
+        eprintln!("bench: {} done", case.name);
     }
 
     let spawns = if o.quick { 2 } else { 20 };
@@ -575,6 +620,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs in the bench process, which the scheduler usually puts on the other core, so every message costs a cross-core wake-up.\n");
     doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n");
     doc.push_str("- Concurrent rows: `concurrent_ironlambda.rs` and `concurrent_reference.rs` (`lambda_runtime::run_concurrent`, feature `concurrency-tokio`) with `AWS_LAMBDA_MAX_CONCURRENCY=N`, on `#[tokio::main]` (multi-thread), each invocation awaiting a 5 ms timer; the mock API hands an event to every open `/next`.\n");
+    doc.push_str("- `#[tokio::main]` rows: `echo_ironlambda_mt.rs` and `echo_reference_mt.rs`, the same echo on the multi-thread runtime most users write (two workers on this machine).\n");
     doc.push_str("- HTTP rows: `http_ironlambda.rs` (`ironlambda_http::run`) and `http_reference.rs` (`lambda_http::run` 1.3, its default subscriber), the same axum 0.8 `Router` answering `benchmarks/events/apigw-http.json`, an API Gateway HTTP API (payload 2.0) event, with JSON; current-thread tokio runtime.\n");
     doc.push_str("- Stream rows: `stream_ironlambda.rs` (`Streaming::channel`) and `stream_reference.rs` (`lambda_runtime::streaming::channel`) stream N chunks of one shared buffer; the mock API reads each body a frame at a time. Time to first byte is from serving `/next` to the first body byte of the streamed `/response`.\n\n");
     doc.push_str("## Results\n\n");
@@ -587,6 +633,13 @@ async fn bench(o: &Options) -> Result<String, String> {
         let verdict = if rate >= goal { "met" } else { "missed" };
         doc.push_str(&format!(
             "- concurrent N=4, invocations/s of ours ≥ 0.9 × 4 / 5 ms = {goal:.0} (absolute): {rate:.0}, {verdict}\n"
+        ));
+    }
+    if let [Some(current), Some(multi)] = tiny_cpu {
+        let ratio = multi / current;
+        let verdict = if ratio <= 1.3 { "met" } else { "missed" };
+        doc.push_str(&format!(
+            "- tiny event CPU µs/invocation of ours on `#[tokio::main]` ≤ 1.3 × ours on a current-thread runtime (same run): {multi:.1} / {current:.1} = {ratio:.2}×, {verdict}\n"
         ));
     }
     if let Some(kib) = stream_peak_kib {

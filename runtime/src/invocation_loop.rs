@@ -341,7 +341,14 @@ fn log_answer(answer: Result<ApiResponse, ApiError>) {
 }
 
 /// Reads the event, naming the field that did not fit (e.g. `items[2].id`).
+///
+/// Tracking the path costs on every value, so the event is first read without it; only an
+/// event that fails is read again, with the path, for the message. (A `Deserialize` impl
+/// therefore runs twice on a failing event.)
 fn deserialize_event<E: serde::de::DeserializeOwned>(body: &[u8]) -> Result<E, Error> {
+    if let Ok(event) = serde_json::from_slice(body) {
+        return Ok(event);
+    }
     let invalid = |detail: String| {
         Error::new(
             INVALID_EVENT_ERROR_TYPE,

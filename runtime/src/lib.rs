@@ -142,9 +142,25 @@ where
         response_buf: response::ResponseBuffer::new(),
         next_request,
     };
-    match invocation_loop.config.max_concurrency {
-        0 | 1 => invocation_loop.serve().await,
-        loops => concurrency::serve(invocation_loop, &endpoint, loops as usize).await,
+    let serve = async move {
+        match invocation_loop.config.max_concurrency {
+            0 | 1 => invocation_loop.serve().await,
+            loops => concurrency::serve(invocation_loop, &endpoint, loops as usize).await,
+        }
+    };
+    // On a multi-thread runtime (`#[tokio::main]`), `main`'s future runs on the main
+    // thread while the worker threads drive the sockets, so every answer from Lambda
+    // would cost a wake-up across threads. Spawned, the loop runs on a worker, which polls
+    // the socket itself when it parks and resumes the loop where it woke.
+    if tokio::runtime::Handle::current().runtime_flavor()
+        != tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        return serve.await;
+    }
+    match tokio::spawn(serve).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::new("Runtime.Cancelled", e.to_string())),
     }
 }
 
