@@ -30,16 +30,20 @@ rm -rf "$cg"
 echo
 echo "## Release profile"
 echo
-echo "The echo function on ironlambda, built with each profile (stripped); instructions per"
-echo "tiny invocation from callgrind over 5,000 invocations (\`bench --profile tiny\`)."
+echo "The echo function built with each profile (stripped), on ironlambda and on the reference"
+echo "\`lambda_runtime\`, and the same for the axum Router behind \`ironlambda-http\` and"
+echo "\`lambda_http\`; instructions per tiny invocation of ours from callgrind over 5,000"
+echo "invocations (\`bench --profile tiny\`)."
 echo
-echo "| profile | stripped size (bytes) | instructions / invocation |"
-echo "|---|---:|---:|"
+echo "| profile | echo: ours (bytes) | reference | ours / reference | HTTP: ours | reference | ours / reference | instructions / invocation |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+ratio() { awk "BEGIN { printf \"%.2f×\", $1 / $2 }"; }
 variant() {
   local label=$1; shift
   local dir="$target/profile-variants/$(echo "$label" | tr -c 'a-z0-9' '-')"
   env "$@" CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$dir" \
-    cargo build -q --release -p ironlambda-benchmarks --example echo_ironlambda >&2
+    cargo build -q --release -p ironlambda-benchmarks --example echo_ironlambda \
+      --example echo_reference --example http_ironlambda --example http_reference >&2
   mkdir -p "$dir/cmp"
   cp "$dir/release/examples/echo_ironlambda" "$dir/cmp/"
   ln -sf "$target/release/examples/echo_reference" "$dir/cmp/"
@@ -49,7 +53,12 @@ variant() {
     valgrind --tool=callgrind --callgrind-out-file="$out/cg-%p.out" >/dev/null 2>&1
   local file; file=$(grep -l echo_ironlambda "$out"/cg-*.out | head -1)
   local ir; ir=$(grep -m1 '^summary:' "$file" | awk '{print $2}')
-  echo "| $label | $(stat -c %s "$dir/cmp/echo_ironlambda") | $((ir / 5000)) |"
+  local eo er ho hr
+  eo=$(stat -c %s "$dir/release/examples/echo_ironlambda")
+  er=$(stat -c %s "$dir/release/examples/echo_reference")
+  ho=$(stat -c %s "$dir/release/examples/http_ironlambda")
+  hr=$(stat -c %s "$dir/release/examples/http_reference")
+  echo "| $label | $eo | $er | $(ratio "$eo" "$er") | $ho | $hr | $(ratio "$ho" "$hr") | $((ir / 5000)) |"
   rm -rf "$out"
 }
 variant "cargo's default release (opt-level 3, codegen-units 16, thin local LTO)" \
