@@ -321,7 +321,11 @@ impl Client {
     /// handed out in the order their requests were queued.
     pub fn queue(&mut self, req: Request<Body>) {
         http1::encode_head(&req, &mut self.out);
-        let body = req.into_body();
+        self.push_body(req.into_body());
+    }
+
+    /// Queues `body` after the head just framed into the outgoing buffer.
+    fn push_body(&mut self, body: Bytes) {
         if body.len() <= INLINE_BODY {
             self.out.extend_from_slice(&body);
         } else {
@@ -329,6 +333,23 @@ impl Client {
             self.unsent.push(body);
         }
         self.queued += 1;
+    }
+
+    /// Queues a request whose head `encode_head` frames into the outgoing buffer (such as
+    /// [`RuntimeApi::encode_response_head`](crate::RuntimeApi::encode_response_head)),
+    /// then `body`, as [`queue`](Self::queue) does. On an error nothing is queued.
+    pub fn queue_framed<E>(
+        &mut self,
+        encode_head: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+        body: Bytes,
+    ) -> Result<(), E> {
+        let start = self.out.len();
+        if let Err(e) = encode_head(&mut self.out) {
+            self.out.truncate(start);
+            return Err(e);
+        }
+        self.push_body(body);
+        Ok(())
     }
 
     /// Queues a request framed by [`EncodedRequest::new`], as [`queue`](Self::queue) does.

@@ -131,6 +131,11 @@ impl Endpoint {
     }
 
     /// The request path for an API path such as `/2018-06-01/runtime/invocation/next`.
+    /// The `Host` header every request carries.
+    pub(crate) fn host(&self) -> &HeaderValue {
+        &self.host
+    }
+
     pub fn path(&self, api_path: &str) -> String {
         let mut s = String::with_capacity(self.prefix.len() + api_path.len());
         s.push_str(&self.prefix);

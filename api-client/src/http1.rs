@@ -66,6 +66,31 @@ pub(crate) fn encode_head(req: &Request<Bytes>, out: &mut BytesMut) {
     out.put_slice(b"\r\n");
 }
 
+/// A `POST` head as [`encode_head`] writes it, from its parts: the target is `prefix`
+/// followed by `path`, then `headers` in order, then the body's length.
+pub(crate) fn encode_post(
+    prefix: &str,
+    path: &[&str],
+    headers: &[(&str, &[u8])],
+    body_len: usize,
+    out: &mut BytesMut,
+) {
+    out.reserve(96 + prefix.len() + path.iter().map(|p| p.len()).sum::<usize>());
+    out.put_slice(b"POST ");
+    out.put_slice(prefix.as_bytes());
+    for part in path {
+        out.put_slice(part.as_bytes());
+    }
+    out.put_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.put_slice(name.as_bytes());
+        out.put_slice(b": ");
+        out.put_slice(value);
+        out.put_slice(b"\r\n");
+    }
+    let _ = write!(out, "content-length: {body_len}\r\n\r\n");
+}
+
 /// The line that opens a chunk of `len` bytes (RFC 9112 §7.1); `len` must not be 0, which
 /// would end the body.
 pub(crate) fn chunk_size_line(len: usize) -> Bytes {

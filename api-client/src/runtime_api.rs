@@ -2,7 +2,7 @@
 //! (protocol.md §1). The client side builds requests; the emulator parses routes with
 //! [`RuntimeRoute::parse`], so both ends share one definition of the paths.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Method, Request, header};
 
 use crate::client::ApiResponse;
@@ -169,6 +169,44 @@ impl RuntimeApi {
             .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
         req.headers_mut().insert(header::CONTENT_TYPE, content_type);
         Ok(req)
+    }
+
+    /// Frames the head of [`response`](Self::response) for a body of `body_len` bytes
+    /// straight into `out`, byte for byte what [`Client::queue`] writes for it, without an
+    /// `http::Request` to build and drop: this request is sent for every invocation. A
+    /// content type that is not a valid header value is sent as
+    /// `application/octet-stream`, as [`response`](Self::response) does.
+    ///
+    /// [`Client::queue`]: crate::Client::queue
+    pub fn encode_response_head(
+        &self,
+        request_id: &str,
+        content_type: &str,
+        body_len: usize,
+        out: &mut BytesMut,
+    ) -> Result<(), InvalidRequestId> {
+        validate_request_id(request_id)?;
+        // What `HeaderValue::from_str` accepts: no control characters but the tab.
+        let valid = content_type
+            .bytes()
+            .all(|b| b == b'\t' || (b >= b' ' && b != 0x7f));
+        let content_type = if valid {
+            content_type
+        } else {
+            "application/octet-stream"
+        };
+        let path = [INVOCATION_PREFIX, request_id, "/response"];
+        crate::http1::encode_post(
+            self.endpoint.prefix(),
+            &path,
+            &[
+                (header::HOST.as_str(), self.endpoint.host().as_bytes()),
+                (header::CONTENT_TYPE.as_str(), content_type.as_bytes()),
+            ],
+            body_len,
+            out,
+        );
+        Ok(())
     }
 
     /// The head of a streamed `POST /runtime/invocation/{id}/response` (protocol.md §1.3):
@@ -436,5 +474,36 @@ mod tests {
             .into_iter(),
         );
         assert_eq!(n.request_id, "first");
+    }
+
+    #[test]
+    fn a_response_head_framed_directly_is_the_one_queue_writes() {
+        for endpoint in ["127.0.0.1:9001", "http://[::1]:9000/.rt/fn"] {
+            let api = RuntimeApi::new(Endpoint::parse(endpoint).unwrap());
+            for content_type in [
+                "application/json",
+                "text/plain; charset=utf-8",
+                "bad\nvalue",
+                "text/plain; note=café",
+            ] {
+                let body = Bytes::from_static(b"{\"a\":1}");
+                let mut via_request = BytesMut::new();
+                crate::http1::encode_head(
+                    &api.response("id-1", body.clone(), content_type).unwrap(),
+                    &mut via_request,
+                );
+                let mut direct = BytesMut::new();
+                api.encode_response_head("id-1", content_type, body.len(), &mut direct)
+                    .unwrap();
+                assert_eq!(direct, via_request, "{endpoint} {content_type:?}");
+            }
+        }
+        let api = RuntimeApi::new(Endpoint::parse("127.0.0.1:9001").unwrap());
+        let mut out = BytesMut::new();
+        assert!(
+            api.encode_response_head("../next", "text/plain", 0, &mut out)
+                .is_err()
+        );
+        assert!(out.is_empty());
     }
 }

@@ -9,7 +9,6 @@ use ironlambda_api_client::{
     ApiError, ApiResponse, Client, EncodedRequest, NextHeaders, POLL_ATTEMPTS, POLL_BACKOFF,
     RuntimeApi, stream_error_trailers, validate_request_id,
 };
-use tracing::Instrument;
 
 use crate::config::Config;
 use crate::context::Context;
@@ -90,15 +89,11 @@ impl<H: Handler> InvocationLoop<H> {
             if let Some(env) = &mut self.trace_env {
                 env.update(ctx.xray_trace_id.as_deref());
             }
-            // An ERROR-level span is enabled whatever level Lambda's controls set, so every
-            // line logged in it, WARN and ERROR included, names the invocation.
-            let span = tracing::error_span!("invocation", requestId = ctx.request_id.as_str());
             let request_id = ctx.request_id.clone();
-            async {
+            crate::logging::in_invocation(&request_id, async {
                 let outcome = self.invoke(next.body, ctx).await;
                 self.report(&request_id, outcome).await;
-            }
-            .instrument(span)
+            })
             .await;
         }
     }
@@ -202,15 +197,11 @@ impl<H: Handler> InvocationLoop<H> {
                 }
             }
         };
-        let request = match answer.request(&self.api, request_id) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("cannot report the invocation: {e}");
-                self.client.queue_encoded(&self.next_request);
-                return;
-            }
-        };
-        self.client.queue(request);
+        if let Err(e) = answer.queue(&mut self.client, &self.api, request_id) {
+            tracing::error!("cannot report the invocation: {e}");
+            self.client.queue_encoded(&self.next_request);
+            return;
+        }
         self.client.queue_encoded(&self.next_request);
         match self.client.receive().await {
             // The connection ended before Lambda answered (it had closed it while idle, say):
@@ -222,8 +213,10 @@ impl<H: Handler> InvocationLoop<H> {
                 );
                 // The `/next` queued behind it was lost too: it is queued again below.
                 self.client.forget_lost();
-                if let Ok(again) = answer.request(&self.api, request_id) {
-                    self.client.queue(again);
+                if answer
+                    .queue(&mut self.client, &self.api, request_id)
+                    .is_ok()
+                {
                     self.client.queue_encoded(&self.next_request);
                     log_answer(self.client.receive().await);
                 }
@@ -315,16 +308,23 @@ enum Answer {
 }
 
 impl Answer {
-    fn request(
+    /// Queues the request that delivers this result on `client`. A response, sent for
+    /// every invocation, is framed straight into the client's buffer.
+    fn queue(
         &self,
+        client: &mut Client,
         api: &RuntimeApi,
         request_id: &str,
-    ) -> Result<http::Request<Bytes>, ironlambda_api_client::InvalidRequestId> {
+    ) -> Result<(), ironlambda_api_client::InvalidRequestId> {
         match self {
-            Answer::Response { body, content_type } => {
-                api.response(request_id, body.clone(), &**content_type)
+            Answer::Response { body, content_type } => client.queue_framed(
+                |out| api.encode_response_head(request_id, content_type, body.len(), out),
+                body.clone(),
+            ),
+            Answer::Error { error_type, body } => {
+                client.queue(api.error(request_id, error_type, body.clone())?);
+                Ok(())
             }
-            Answer::Error { error_type, body } => api.error(request_id, error_type, body.clone()),
         }
     }
 }

@@ -7,9 +7,85 @@
 //! console, and a `RUST_LOG` left in the environment must not override it. When both are
 //! set, the runtime says once, on its first line, that `RUST_LOG` was ignored.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tracing::instrument::Instrument;
 use tracing::level_filters::LevelFilter;
+use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+
+/// Whether our text subscriber is the one installed: it names the invocation from
+/// [`REQUEST_ID`], so no span is needed. Any other subscriber (ours for JSON, or the
+/// program's own) gets an `invocation{requestId}` span per invocation.
+static TEXT_DEFAULT: AtomicBool = AtomicBool::new(false);
+
+tokio::task_local! {
+    /// The request id of the invocation this task is handling, for our text lines.
+    static REQUEST_ID: String;
+}
+
+/// Runs `invocation` so that every line it logs names `request_id`: inside a task-local
+/// our text lines read (creating a span costs a formatted field set, a slab entry and an
+/// enter and exit on every poll), or else inside an `invocation` span.
+pub(crate) async fn in_invocation<F: Future>(request_id: &str, invocation: F) -> F::Output {
+    if TEXT_DEFAULT.load(Ordering::Relaxed) {
+        REQUEST_ID.scope(request_id.to_owned(), invocation).await
+    } else {
+        // An ERROR-level span is enabled whatever level Lambda's controls set, so every
+        // line logged in it, WARN and ERROR included, names the invocation.
+        invocation
+            .instrument(tracing::error_span!("invocation", requestId = request_id))
+            .await
+    }
+}
+
+/// A text line as `tracing-subscriber`'s full format writes it without time or target
+/// (`LEVEL spans: fields`), with the invocation first as the span it would have been:
+/// ` INFO invocation{requestId="…"}: message`.
+struct TextLine;
+
+impl<S, N> FormatEvent<S, N> for TextLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "{:>5} ", event.metadata().level().as_str())?;
+        let mut spans = false;
+        let _ = REQUEST_ID.try_with(|id| {
+            spans = true;
+            write!(writer, "invocation{{requestId={id:?}}}:")
+        });
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                spans = true;
+                writer.write_str(span.name())?;
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>() {
+                    if !fields.is_empty() {
+                        write!(writer, "{{{fields}}}")?;
+                    }
+                }
+                writer.write_char(':')?;
+            }
+        }
+        if spans {
+            writer.write_char(' ')?;
+        }
+        ctx.format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
 
 /// The output format Lambda asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +140,8 @@ pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> Settings {
 
 /// Installs the default subscriber unless the program already installed one.
 ///
-/// Text lines carry the invocation span (`invocation{requestId=…}`), JSON lines carry it
-/// as `"span":{"requestId":…}`, so every line logged during an invocation names it.
+/// Text lines start with the invocation (`invocation{requestId="…"}:`), JSON lines carry
+/// it as `"span":{"requestId":…}`, so every line logged during an invocation names it.
 pub fn init_default_subscriber() {
     let Settings {
         format,
@@ -78,7 +154,11 @@ pub fn init_default_subscriber() {
         .with_max_level(LevelFilter::TRACE);
     let result = match format {
         LogFormat::Text => {
-            tracing::subscriber::set_global_default(builder.without_time().finish().with(filter))
+            let installed = tracing::subscriber::set_global_default(
+                builder.event_format(TextLine).finish().with(filter),
+            );
+            TEXT_DEFAULT.store(installed.is_ok(), Ordering::Relaxed);
+            installed
         }
         LogFormat::Json => tracing::subscriber::set_global_default(
             builder
