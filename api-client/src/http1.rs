@@ -8,8 +8,6 @@
 //! `Content-Length`, `Transfer-Encoding: chunked` (Go's servers use it for bodies over
 //! 2 KB, edge-cases A10), or up to the end of the connection.
 
-use std::fmt::Write as _;
-
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{Method, Request, StatusCode, header};
 
@@ -60,8 +58,7 @@ pub(crate) fn encode_head(req: &Request<Bytes>, out: &mut BytesMut) {
     if chunked {
         out.put_slice(b"transfer-encoding: chunked\r\n");
     } else if body > 0 || req.method() != Method::GET {
-        // Writing into a `BytesMut` cannot fail.
-        let _ = write!(out, "content-length: {body}\r\n");
+        put_content_length(body, out);
     }
     out.put_slice(b"\r\n");
 }
@@ -88,7 +85,16 @@ pub(crate) fn encode_post(
         out.put_slice(value);
         out.put_slice(b"\r\n");
     }
-    let _ = write!(out, "content-length: {body_len}\r\n\r\n");
+    put_content_length(body_len, out);
+    out.put_slice(b"\r\n");
+}
+
+/// `content-length: {len}\r\n`, the number written without the formatting machinery
+/// (this line goes out with every result).
+fn put_content_length(len: usize, out: &mut BytesMut) {
+    out.put_slice(b"content-length: ");
+    out.put_slice(itoa::Buffer::new().format(len).as_bytes());
+    out.put_slice(b"\r\n");
 }
 
 /// The line that opens a chunk of `len` bytes (RFC 9112 §7.1); `len` must not be 0, which
