@@ -22,6 +22,7 @@ run: build
 
 ## All tests: unit, doc and end-to-end (the end-to-end tests use the binaries built above).
 test: build
+	@command -v curl >/dev/null 2>&1 || echo "note: curl is not installed, so the curl client test of the Function URL front door is skipped (apt-get install curl runs it)"
 	@command -v go >/dev/null 2>&1 || echo "note: Go is not installed, so the Go net/http Runtime API test is skipped (apt-get install golang-go runs it)"
 	@python3 -c 'import boto3' >/dev/null 2>&1 || echo "note: boto3 is not installed, so the boto3 streaming test is skipped (pip install boto3 runs it)"
 	@$(CARGO) zigbuild --help >/dev/null 2>&1 || echo "note: cargo-zigbuild is not installed, so the provided.al2 packaging test only checks its advice (pip install ziglang cargo-zigbuild runs it)"

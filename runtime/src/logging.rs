@@ -33,15 +33,19 @@ tokio::task_local! {
 /// our text lines read (creating a span costs a formatted field set, a slab entry and an
 /// enter and exit on every poll), or else inside an `invocation` span.
 pub(crate) async fn in_invocation<F: Future>(request_id: &str, invocation: F) -> F::Output {
-    if TEXT_DEFAULT.load(Ordering::Relaxed) {
-        REQUEST_ID.scope(request_id.to_owned(), invocation).await
+    // One wrapping for both cases (a disabled span costs next to nothing): two would
+    // compile the whole invocation twice.
+    let span = if TEXT_DEFAULT.load(Ordering::Relaxed) {
+        tracing::Span::none()
     } else {
         // An ERROR-level span is enabled whatever level Lambda's controls set, so every
         // line logged in it, WARN and ERROR included, names the invocation.
-        invocation
-            .instrument(tracing::error_span!("invocation", requestId = request_id))
-            .await
-    }
+        tracing::error_span!("invocation", requestId = request_id)
+    };
+    REQUEST_ID
+        .scope(request_id.to_owned(), invocation)
+        .instrument(span)
+        .await
 }
 
 /// A text line as `tracing-subscriber`'s full format writes it without time or target
