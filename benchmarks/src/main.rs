@@ -274,6 +274,17 @@ fn metric_rows(case: &str, samples: &[Vec<Sample>; 3], floor_applies: bool) -> V
         .collect()
 }
 
+/// `spawns` cold starts of each of `bins`, interleaved: one list of µs per binary.
+async fn cold_starts(bins: &[PathBuf], spawns: usize) -> Result<Vec<Vec<f64>>, String> {
+    let mut cold = vec![Vec::with_capacity(spawns); bins.len()];
+    for _ in 0..spawns {
+        for (s, bin) in bins.iter().enumerate() {
+            cold[s].push(measure::cold_start(bin).await?);
+        }
+    }
+    Ok(cold)
+}
+
 /// A file's size in KiB (NaN when it cannot be read).
 fn size_kib(p: &Path) -> f64 {
     std::fs::metadata(p)
@@ -397,12 +408,7 @@ async fn bench(o: &Options) -> Result<String, String> {
 
     let spawns = if o.quick { 2 } else { 20 };
     if selected("cold start") {
-        let mut cold: [Vec<f64>; 3] = Default::default();
-        for _ in 0..spawns {
-            for (s, bin) in bins.iter().enumerate() {
-                cold[s].push(measure::cold_start(bin).await?);
-            }
-        }
+        let cold = cold_starts(&bins, spawns).await?;
         rows.push(Row::new(
             "cold start",
             "spawn → first /next µs",
@@ -553,12 +559,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             rows.extend(paired_rows(case.name, &samples, &metrics));
             eprintln!("bench: {} done", case.name);
         }
-        let mut cold: [Vec<f64>; 2] = Default::default();
-        for _ in 0..spawns {
-            for (s, bin) in http_bins.iter().enumerate() {
-                cold[s].push(measure::cold_start(bin).await?);
-            }
-        }
+        let cold = cold_starts(&http_bins, spawns).await?;
         rows.push(Row::new(
             "HTTP, axum Router",
             "cold start: spawn → first /next µs",

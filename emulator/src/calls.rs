@@ -62,6 +62,55 @@ pub(crate) struct ResponseStream {
     pub(crate) end: oneshot::Receiver<StreamEnd>,
 }
 
+/// A response stream as a reply body reads it: each chunk as it arrives, then the ending
+/// (a `T` sent once the stream is over). The ending decides even while chunks are still
+/// open (a timeout, say): nothing after it is read.
+pub(crate) struct Following<T> {
+    chunks: Option<mpsc::Receiver<Bytes>>,
+    end: Option<oneshot::Receiver<T>>,
+}
+
+/// What [`Following::poll_piece`] gives: a chunk, or the ending (`Err` when its sender
+/// went away without one: the emulator stopped).
+pub(crate) enum Piece<T> {
+    Chunk(Bytes),
+    Ended(Result<T, oneshot::error::RecvError>),
+}
+
+impl<T> Following<T> {
+    pub(crate) fn new(chunks: mpsc::Receiver<Bytes>, end: oneshot::Receiver<T>) -> Self {
+        Following {
+            chunks: Some(chunks),
+            end: Some(end),
+        }
+    }
+
+    /// The next chunk, else the ending once it is known; `None` after the ending.
+    pub(crate) fn poll_piece(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Piece<T>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        if let Some(chunks) = &mut self.chunks {
+            match chunks.poll_recv(cx) {
+                Poll::Ready(Some(data)) => return Poll::Ready(Some(Piece::Chunk(data))),
+                Poll::Ready(None) => self.chunks = None,
+                Poll::Pending => {}
+            }
+        }
+        let Some(end) = &mut self.end else {
+            return Poll::Ready(None);
+        };
+        let Poll::Ready(ending) = std::pin::Pin::new(end).poll(cx) else {
+            return Poll::Pending;
+        };
+        self.end = None;
+        self.chunks = None;
+        Poll::Ready(Some(Piece::Ended(ending)))
+    }
+}
+
 /// How a streamed response ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum StreamEnd {

@@ -17,7 +17,6 @@
 //!   `Internal Server Error`; the log says why.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -33,7 +32,9 @@ use ironlambda_api_client::wire::MAX_INVOKE_PAYLOAD;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::calls::{Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd};
+use crate::calls::{
+    Following, Invocation, InvokeResult, Piece, PostedBody, ResponseStream, StreamEnd,
+};
 use crate::http_util::read_limited;
 use crate::invoke_api::{InvokeTarget, new_trace_id};
 
@@ -466,16 +467,14 @@ fn ended(ending: Option<StreamEnd>, when: &str) -> String {
 /// chunked body cleanly.
 struct UrlBody {
     first: Option<Bytes>,
-    chunks: Option<mpsc::Receiver<Bytes>>,
-    end: Option<oneshot::Receiver<StreamEnd>>,
+    rest: Following<StreamEnd>,
 }
 
 impl UrlBody {
     fn new(first: Bytes, chunks: mpsc::Receiver<Bytes>, end: oneshot::Receiver<StreamEnd>) -> Self {
         UrlBody {
             first: Some(first).filter(|b| !b.is_empty()),
-            chunks: Some(chunks),
-            end: Some(end),
+            rest: Following::new(chunks, end),
         }
     }
 }
@@ -491,26 +490,12 @@ impl Body for UrlBody {
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
-        if let Some(chunks) = &mut self.chunks {
-            match chunks.poll_recv(cx) {
-                Poll::Ready(Some(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Poll::Ready(None) => self.chunks = None,
-                Poll::Pending => {}
-            }
-        }
-        let Some(end) = &mut self.end else {
-            return Poll::Ready(None);
-        };
-        let Poll::Ready(ending) = Pin::new(end).poll(cx) else {
-            return Poll::Pending;
-        };
-        self.end = None;
-        self.chunks = None;
-        match ending {
-            Ok(StreamEnd::Complete) => Poll::Ready(None),
-            Ok(StreamEnd::Failed { error_type, .. }) => Poll::Ready(Some(Err(Cut(error_type)))),
-            Err(_) => Poll::Ready(Some(Err(Cut("the emulator stopped".into())))),
-        }
+        self.rest.poll_piece(cx).map(|piece| match piece? {
+            Piece::Chunk(data) => Some(Ok(Frame::data(data))),
+            Piece::Ended(Ok(StreamEnd::Complete)) => None,
+            Piece::Ended(Ok(StreamEnd::Failed { error_type, .. })) => Some(Err(Cut(error_type))),
+            Piece::Ended(Err(_)) => Some(Err(Cut("the emulator stopped".into()))),
+        })
     }
 }
 

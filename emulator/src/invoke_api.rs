@@ -12,7 +12,6 @@
 //!   failed). A buffered response goes out as one chunk.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -31,7 +30,8 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::calls::{
-    Invocation, InvokeResult, PostedBody, ResponseStream, StreamEnd, error_type_of,
+    Following, Invocation, InvokeResult, Piece, PostedBody, ResponseStream, StreamEnd,
+    error_type_of,
 };
 use crate::config::FunctionConfig;
 use crate::eventstream::{self, InvokeComplete};
@@ -398,13 +398,7 @@ fn event_stream_reply(result: InvokeResult, tail: Option<(Logs, String, Duration
         };
         let _ = done_tx.send(complete(ending, log_result));
     });
-    let mut r = Response::new(
-        EventStreamBody {
-            chunks: Some(stream.chunks),
-            end: Some(done),
-        }
-        .boxed_unsync(),
-    );
+    let mut r = Response::new(EventStreamBody(Following::new(stream.chunks, done)).boxed_unsync());
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM));
     r
@@ -433,11 +427,7 @@ fn ready_stream(
 /// `InvokeComplete` that says how the stream ended. hyper asks for the next frame only
 /// once the caller has taken the last, so a slow caller slows the function down instead
 /// of filling memory.
-struct EventStreamBody {
-    chunks: Option<mpsc::Receiver<Bytes>>,
-    /// The `InvokeComplete` to end with, once the stream has ended.
-    end: Option<oneshot::Receiver<InvokeComplete>>,
-}
+struct EventStreamBody(Following<InvokeComplete>);
 
 impl Body for EventStreamBody {
     type Data = Bytes;
@@ -447,28 +437,15 @@ impl Body for EventStreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if let Some(chunks) = &mut self.chunks {
-            match chunks.poll_recv(cx) {
-                Poll::Ready(Some(data)) => {
-                    return Poll::Ready(Some(Ok(Frame::data(eventstream::payload_chunk(&data)))));
+        self.0.poll_piece(cx).map(|piece| {
+            let data = match piece? {
+                Piece::Chunk(data) => eventstream::payload_chunk(&data),
+                Piece::Ended(ending) => {
+                    eventstream::invoke_complete(&ending.unwrap_or_else(|_| complete(None, None)))
                 }
-                Poll::Ready(None) => self.chunks = None,
-                Poll::Pending => {}
-            }
-        }
-        let Some(end) = &mut self.end else {
-            return Poll::Ready(None);
-        };
-        let Poll::Ready(ending) = Pin::new(end).poll(cx) else {
-            return Poll::Pending;
-        };
-        // The ending decides even while chunks are still open (a timeout, say).
-        self.end = None;
-        self.chunks = None;
-        let complete = ending.unwrap_or_else(|_| complete(None, None));
-        Poll::Ready(Some(Ok(Frame::data(eventstream::invoke_complete(
-            &complete,
-        )))))
+            };
+            Some(Ok(Frame::data(data)))
+        })
     }
 }
 
