@@ -249,6 +249,15 @@ const SUBJECTS: [&str; 3] = ["echo_ironlambda", "echo_reference", "echo_floor"];
 /// A figure's name and how to read it from a sample.
 type Metric = (&'static str, fn(&Sample) -> f64);
 
+/// The figures of a paired (no floor) request–answer case.
+const ECHO_METRICS: [Metric; 5] = [
+    ("invocations/s", |s| s.invocations_per_s),
+    ("latency p50 µs", |s| s.p50_us),
+    ("CPU µs/invocation", |s| s.cpu_us),
+    ("user CPU µs/invocation", |s| s.user_us),
+    ("peak RSS KiB", |s| s.peak_rss_kb),
+];
+
 fn metric_rows(case: &str, samples: &[Vec<Sample>; 3], floor_applies: bool) -> Vec<Row> {
     let pick = |s: usize, f: fn(&Sample) -> f64| samples[s].iter().map(f).collect::<Vec<_>>();
     let metrics: [Metric; 6] = [
@@ -392,15 +401,8 @@ async fn bench(o: &Options) -> Result<String, String> {
             .iter()
             .map(|n| path(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let metrics: [Metric; 5] = [
-            ("invocations/s", |s| s.invocations_per_s),
-            ("latency p50 µs", |s| s.p50_us),
-            ("CPU µs/invocation", |s| s.cpu_us),
-            ("user CPU µs/invocation", |s| s.user_us),
-            ("peak RSS KiB", |s| s.peak_rss_kb),
-        ];
         let samples = paired(&launcher, &mt_bins, &case, runs).await?;
-        rows.extend(paired_rows(case.name, &samples, &metrics));
+        rows.extend(paired_rows(case.name, &samples, &ECHO_METRICS));
         let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
         tiny_cpu[1] = Some(stats::median(&cpu));
         eprintln!("bench: {} done", case.name);
@@ -547,16 +549,9 @@ async fn bench(o: &Options) -> Result<String, String> {
             .iter()
             .map(|n| path(n))
             .collect::<Result<Vec<_>, _>>()?;
-        let metrics: [Metric; 5] = [
-            ("invocations/s", |s| s.invocations_per_s),
-            ("latency p50 µs", |s| s.p50_us),
-            ("CPU µs/invocation", |s| s.cpu_us),
-            ("user CPU µs/invocation", |s| s.user_us),
-            ("peak RSS KiB", |s| s.peak_rss_kb),
-        ];
         for case in http {
             let samples = paired(&launcher, &http_bins, &case, runs).await?;
-            rows.extend(paired_rows(case.name, &samples, &metrics));
+            rows.extend(paired_rows(case.name, &samples, &ECHO_METRICS));
             eprintln!("bench: {} done", case.name);
         }
         let cold = cold_starts(&http_bins, spawns).await?;

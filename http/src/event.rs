@@ -32,22 +32,8 @@ use crate::body::Body;
 use crate::context::{AlbContext, RequestContext, Trigger};
 use crate::ext::{PathParameters, RawPath, StageVariables};
 
-/// Bytes a URI path may not hold as they are: escaped, so that a path from an event
-/// always makes a valid URI. `%` is kept: a path that is already encoded stays as it is.
-const PATH_ESCAPES: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'<')
-    .add(b'>')
-    .add(b'?')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}')
-    .add(b'\\')
-    .add(b'^')
-    .add(b'|');
-/// The same for a query string, where `?` may appear.
+/// Bytes a URI query may not hold as they are: escaped, so that a query from an event
+/// always makes a valid URI. `%` is kept: what is already encoded stays as it is.
 const QUERY_ESCAPES: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
@@ -60,6 +46,8 @@ const QUERY_ESCAPES: &AsciiSet = &CONTROLS
     .add(b'\\')
     .add(b'^')
     .add(b'|');
+/// The same for a path, where `?` would start the query.
+const PATH_ESCAPES: &AsciiSet = &QUERY_ESCAPES.add(b'?');
 
 /// An HTTP event from API Gateway (REST, HTTP or WebSocket API), an ALB or a Function
 /// URL, recognised from its shape. [`Adapter`](crate::Adapter) reads every invocation's
