@@ -91,6 +91,12 @@ enum Command {
         /// Function timeout in seconds.
         #[arg(long)]
         timeout: Option<f64>,
+        /// Also serve the functions as Function URLs on this port (0 picks a free one).
+        #[arg(long, value_name = "PORT")]
+        url_port: Option<u16>,
+        /// Invocations one environment runs at once (AWS_LAMBDA_MAX_CONCURRENCY).
+        #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+        max_concurrency: u32,
     },
     /// Invoke a function on a running emulator and print the answer.
     Invoke {
@@ -168,12 +174,16 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             port,
             extensions_dir,
             timeout,
+            url_port,
+            max_concurrency,
         } => {
             let options = watch::WatchOptions {
                 build: build.options(None),
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
                 extensions_dir,
                 timeout: timeout.map(Duration::from_secs_f64),
+                url_port,
+                max_concurrency,
             };
             watch::watch(&here, options, stopped()).await?;
             Ok(ExitCode::SUCCESS)

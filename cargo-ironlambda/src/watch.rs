@@ -29,6 +29,10 @@ pub struct WatchOptions {
     pub addr: SocketAddr,
     pub extensions_dir: Option<PathBuf>,
     pub timeout: Option<Duration>,
+    /// Serve the functions as Function URLs on this port too (0: any free one).
+    pub url_port: Option<u16>,
+    /// Invocations one environment runs at once (`AWS_LAMBDA_MAX_CONCURRENCY`).
+    pub max_concurrency: u32,
 }
 
 /// A summary of the sources that changes when any of them does: every file's path, size
@@ -70,11 +74,13 @@ fn fingerprint(dirs: &[PathBuf], skip: &Path) -> Vec<(PathBuf, u64, Option<Syste
     seen
 }
 
-/// Starts an emulator serving every binary in `built` on `addr`.
+/// Starts an emulator serving every binary in `built` on `addr` (and its Function URLs on
+/// `url_port`).
 async fn serve(
     built: &[Built],
     options: &WatchOptions,
     addr: SocketAddr,
+    url_port: Option<u16>,
 ) -> Result<Emulator, String> {
     let (first, more) = built
         .split_first()
@@ -92,6 +98,10 @@ async fn serve(
     if let Some(timeout) = options.timeout {
         builder = builder.timeout(timeout);
     }
+    if let Some(port) = url_port {
+        builder = builder.url_port(port);
+    }
+    builder = builder.max_concurrency(options.max_concurrency);
     // The port of the build being replaced may take a moment to be free.
     let mut last_error = String::new();
     for _ in 0..20 {
@@ -114,6 +124,11 @@ fn announce(emulator: &Emulator) {
             f.name,
             emulator.addr(),
             f.name
+        );
+    }
+    if let Some(url) = emulator.function_url() {
+        println!(
+            "cargo-ironlambda: Function URLs on {url} (the first path segment names the function when there are several)"
         );
     }
 }
@@ -147,11 +162,14 @@ pub async fn watch(
         })
     };
     let mut serving: Option<Emulator> = None;
+    // A rebuild serves again on the ports the first build got (when 0 asked for any).
     let mut addr = options.addr;
+    let mut url_port = options.url_port;
     match build_now().await.map_err(|e| e.to_string())? {
         Ok(built) => {
-            let emulator = serve(&built, &options, addr).await?;
+            let emulator = serve(&built, &options, addr, url_port).await?;
             addr = emulator.addr();
+            url_port = emulator.url_addr().map(|a| a.port());
             announce(&emulator);
             serving = Some(emulator);
         }
@@ -175,8 +193,9 @@ pub async fn watch(
                     // Invocations under way finish first.
                     old.shutdown().await;
                 }
-                let emulator = serve(&built, &options, addr).await?;
+                let emulator = serve(&built, &options, addr, url_port).await?;
                 addr = emulator.addr();
+                url_port = emulator.url_addr().map(|a| a.port());
                 println!("cargo-ironlambda: rebuilt; serving the new build");
                 announce(&emulator);
                 serving = Some(emulator);

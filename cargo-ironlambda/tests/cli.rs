@@ -265,7 +265,7 @@ async fn watch_serves_a_crate_and_replaces_it_on_change_keeping_the_last_good_bu
     let _ = std::fs::remove_dir_all(&dir);
     scratch_crate(&dir, "greeter", r#"Ok("hello one".into())"#, false);
     let mut watcher = tool()
-        .args(["watch", "--port", "0"])
+        .args(["watch", "--port", "0", "--url-port", "0"])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", target_dir())
         .stdout(Stdio::piped())
@@ -309,6 +309,28 @@ async fn watch_serves_a_crate_and_replaces_it_on_change_keeping_the_last_good_bu
         .unwrap()
     };
     assert_eq!(invoke().await, "hello one");
+    // The Function URL front door answers plain HTTP with the function's JSON.
+    let url_line = wait_for("cargo-ironlambda: Function URLs on http://");
+    let url_addr = url_line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let get = || {
+        use std::io::{Read, Write};
+        let mut sock = std::net::TcpStream::connect(&url_addr).unwrap();
+        sock.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let answer = get();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("\"hello one\""),
+        "{answer}"
+    );
 
     // A change that does not build: the last good build keeps serving.
     write_main(&dir, "this does not compile");
@@ -320,6 +342,9 @@ async fn watch_serves_a_crate_and_replaces_it_on_change_keeping_the_last_good_bu
     wait_for("rebuilt; serving the new build");
     wait_for("cargo-ironlambda: serving greeter");
     assert_eq!(invoke().await, "hello two");
+    // The new build serves its Function URL on the same port.
+    assert_eq!(wait_for("cargo-ironlambda: Function URLs on"), url_line);
+    assert!(get().ends_with("\"hello two\""));
 
     // SAFETY: plain FFI call on our own, not yet reaped, child.
     unsafe { libc::kill(watcher.id() as libc::pid_t, libc::SIGTERM) };

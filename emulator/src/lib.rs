@@ -432,7 +432,12 @@ impl Emulator {
     /// [`EmulatorBuilder::url_port`] asked for one. With several functions, append
     /// `/{name}` to reach one.
     pub fn function_url(&self) -> Option<String> {
-        self.url_addr.map(|a| format!("http://{a}"))
+        self.url_addr().map(|a| format!("http://{a}"))
+    }
+
+    /// Where the Function URL front door listens, when it does.
+    pub fn url_addr(&self) -> Option<SocketAddr> {
+        self.url_addr
     }
 
     /// The (first) function's configuration.

@@ -7,7 +7,7 @@
 //! - `GET /headers` → the request's headers as JSON, repeated ones as arrays
 //! - `GET /stream` → 5 lines, one every 100 ms
 //!
-//! Locally: `ironlambda-emulator --function ../target/debug/http-axum --url-port 9001`,
+//! Locally, from `examples/`: `cargo ironlambda watch --bin http-axum --url-port 9001`,
 //! then `curl -N http://127.0.0.1:9001/stream`.
 
 use std::convert::Infallible;
