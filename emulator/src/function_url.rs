@@ -27,6 +27,7 @@ use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
+use ironlambda_api_client::headers;
 use ironlambda_api_client::http_integration::{self, PRELUDE_SEPARATOR};
 use ironlambda_api_client::wire::MAX_INVOKE_PAYLOAD;
 use serde::{Deserialize, Serialize};
@@ -127,7 +128,7 @@ pub(crate) async fn handle(
         Ok(InvokeResult::Streaming(stream)) => streamed(stream).await.unwrap_or_else(failed),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        reply.headers_mut().insert("x-amzn-requestid", v);
+        reply.headers_mut().insert(headers::AMZN_REQUEST_ID, v);
     }
     reply
 }
@@ -156,11 +157,7 @@ fn pick<'a>(path: &str, targets: &'a [InvokeTarget]) -> Result<(&'a InvokeTarget
 
 /// A plain-text reply.
 fn text(status: StatusCode, message: String) -> UrlReply {
-    let mut r = Response::new(
-        http_body_util::Full::new(Bytes::from(message))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
+    let mut r = full(Bytes::from(message));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));

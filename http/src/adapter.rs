@@ -107,19 +107,22 @@ impl<S, M> Adapter<S, M> {
         ironlambda_runtime::run(self).await
     }
 
-    /// The request for `event`, with the invocation's context attached.
-    fn request(&self, event: HttpEvent, ctx: Context) -> Result<http::Request<Body>, Error> {
+    /// One invocation: `event` as a request (the invocation's context attached), the
+    /// service's answer from `serve`, and that answer in the shape the trigger expects, or
+    /// streamed.
+    async fn answer<Fut>(
+        &self,
+        event: HttpEvent,
+        ctx: Context,
+        serve: impl FnOnce(http::Request<Body>) -> Fut,
+    ) -> Result<HttpOutput, Error>
+    where
+        Fut: Future<Output = Result<http::Response<ResponseBody>, Error>>,
+    {
+        let trigger = event.trigger();
         let mut request = event.into_request(self.strip_stage)?;
         request.extensions_mut().insert(ctx);
-        Ok(request)
-    }
-
-    /// `response` in the shape `trigger` expects, or streamed.
-    async fn render(
-        &self,
-        trigger: crate::Trigger,
-        response: http::Response<ResponseBody>,
-    ) -> Result<HttpOutput, Error> {
+        let response = serve(request).await?;
         if self.streaming {
             return Ok(HttpOutput::Streaming(response::streamed(response)));
         }
@@ -142,13 +145,13 @@ where
     type Error = Error;
 
     async fn call(&self, event: HttpEvent, ctx: Context) -> Result<HttpOutput, Error> {
-        let trigger = event.trigger();
-        let request = self.request(event, ctx)?;
-        let response = (self.service)(request)
-            .await
-            .map_err(Into::into)?
-            .into_response();
-        self.render(trigger, response).await
+        self.answer(event, ctx, |request| async {
+            Ok((self.service)(request)
+                .await
+                .map_err(Into::into)?
+                .into_response())
+        })
+        .await
     }
 }
 
@@ -172,18 +175,19 @@ where
     type Error = Error;
 
     async fn call(&self, event: HttpEvent, ctx: Context) -> Result<HttpOutput, Error> {
-        let trigger = event.trigger();
-        let request = self.request(event, ctx)?;
         // A clone per invocation: `call` takes `&mut self`, and concurrent invocations
         // share the handler. Routers and most services clone an `Arc`.
         let mut service = self.service.clone();
-        std::future::poll_fn(|cx| service.poll_ready(cx))
-            .await
-            .map_err(|e| Error::from_boxed(e.into()))?;
-        let response = service
-            .call(request)
-            .await
-            .map_err(|e| Error::from_boxed(e.into()))?;
-        self.render(trigger, response.into_response()).await
+        self.answer(event, ctx, |request| async move {
+            std::future::poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(|e| Error::from_boxed(e.into()))?;
+            let response = service
+                .call(request)
+                .await
+                .map_err(|e| Error::from_boxed(e.into()))?;
+            Ok(response.into_response())
+        })
+        .await
     }
 }
