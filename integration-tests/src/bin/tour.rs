@@ -348,9 +348,10 @@ async fn url_request(
                 .find_map(|l| l.strip_prefix("content-type: "))
                 .unwrap_or("-")
                 .to_owned();
+            let id_header = format!("{}: ", ironlambda_api_client::headers::AMZN_REQUEST_ID);
             request_id = head
                 .lines()
-                .find_map(|l| l.strip_prefix("x-amzn-requestid: "))
+                .find_map(|l| l.strip_prefix(id_header.as_str()))
                 .unwrap_or("")
                 .to_owned();
             println!("    ← {status}  content-type: {content_type}");
