@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use async_trait::async_trait;
 use http::HeaderMap;
 use ironlambda_runtime::{Context, Error, Handler};
 
@@ -132,7 +131,6 @@ impl<S, M> Adapter<S, M> {
     }
 }
 
-#[async_trait]
 impl<F, Fut, R, E> Handler for Adapter<F, FromFn>
 where
     F: Fn(http::Request<Body>) -> Fut + Send + Sync + 'static,
@@ -156,7 +154,6 @@ where
 }
 
 #[cfg(feature = "tower")]
-#[async_trait]
 impl<S, B> Handler for Adapter<S, FromService>
 where
     S: tower_service::Service<http::Request<Body>, Response = http::Response<B>>

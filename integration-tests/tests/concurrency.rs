@@ -68,10 +68,17 @@ fn run(port: u16, env: &[(&str, &str)], done: mpsc::Receiver<()>) -> bool {
 }
 
 /// Four invocations that each wait 300 ms run at the same time: every one started before
-/// any ended, by the function's own clock. On both runtime flavours.
+/// any ended, by the function's own clock. On both runtime flavours, with a `Send` handler
+/// through `run` and with one that is not `Send` through `run_local`.
 #[test]
 fn with_max_concurrency_4_four_invocations_overlap() {
-    for flavour in [None, Some(("MULTI_THREAD", "1"))] {
+    let flavours: [&[(&str, &str)]; 4] = [
+        &[],
+        &[("MULTI_THREAD", "1")],
+        &[("LOCAL", "1")],
+        &[("LOCAL", "1"), ("MULTI_THREAD", "1")],
+    ];
+    for flavour in flavours {
         let events = (0..4)
             .map(|n| {
                 (
@@ -82,7 +89,7 @@ fn with_max_concurrency_4_four_invocations_overlap() {
             .collect();
         let (port, ledger, done) = serve(events);
         let mut env = vec![("AWS_LAMBDA_MAX_CONCURRENCY", "4")];
-        env.extend(flavour);
+        env.extend_from_slice(flavour);
         assert!(run(port, &env, done), "{flavour:?}: not all answered");
         let ledger = ledger.lock().unwrap();
         let spans: Vec<(u64, u64)> = ledger
@@ -136,9 +143,16 @@ fn request_ids_never_cross_under_a_thousand_mixed_invocations() {
 }
 
 /// One loop's `/next` refused 403 ends the whole process, once, non-zero; a panic in
-/// another invocation before that touched only its own invocation.
+/// another invocation before that touched only its own invocation. Through `run`, and
+/// through `run_local` with a handler that is not `Send`.
 #[test]
 fn a_fatal_answer_to_one_loop_stops_every_loop_and_exits_non_zero_once() {
+    for flavour in [&[][..], &[("LOCAL", "1")]] {
+        fatal_answer_stops_every_loop(flavour);
+    }
+}
+
+fn fatal_answer_stops_every_loop(flavour: &[(&str, &str)]) {
     let polls = Arc::new(Mutex::new(0usize));
     let count = polls.clone();
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -171,10 +185,10 @@ fn a_fatal_answer_to_one_loop_stops_every_loop_and_exits_non_zero_once() {
     let out = wait_for_exit(start_function(
         "test-function",
         &format!("127.0.0.1:{port}"),
-        &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")],
+        &[&[("AWS_LAMBDA_MAX_CONCURRENCY", "4")], flavour].concat(),
     ));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    assert!(!out.status.success(), "{flavour:?}: {stderr}");
     let fatal = stderr.lines().filter(|l| l.starts_with("Error: ")).count();
     assert_eq!(fatal, 1, "{stderr}");
     let posted = errors.lock().unwrap();

@@ -12,7 +12,7 @@ use ironlambda_api_client::{
 
 use crate::config::Config;
 use crate::context::Context;
-use crate::handler::Handler;
+use crate::handler::LocalHandler;
 use crate::response::{ChunkStream, IntoResponse, Response, ResponseBody, ResponseBuffer};
 use crate::xray::{self, TraceEnv};
 use ironlambda_api_client::Error;
@@ -56,7 +56,7 @@ pub(crate) struct InvocationLoop<H> {
     pub(crate) next_request: EncodedRequest,
 }
 
-impl<H: Handler> InvocationLoop<H> {
+impl<H: LocalHandler> InvocationLoop<H> {
     /// Serves invocations until the Runtime API fails in a way that means the environment is
     /// gone (403 or persistent 5xx/transport errors on `/next`).
     ///

@@ -30,12 +30,15 @@
 //!   `/runtime/init/error` and returned, so `main` exits non-zero.
 //! - `/next` failures are retried with bounded backoff, then returned as an error.
 //! - With `AWS_LAMBDA_MAX_CONCURRENCY=N` (Lambda Managed Instances), N loops share the
-//!   handler, each on its own connection, on whatever tokio runtime runs [`run`]: they
-//!   interleave on a current-thread runtime and run in parallel on a multi-thread one. The
-//!   first fatal error stops them all. `_X_AMZN_TRACE_ID` is then never set; read the trace
-//!   from [`Context::xray_trace_id`] or [`trace_id`] (and pass it on as the `X-Amzn-Trace-Id`
-//!   header of calls that should join the trace).
-//! - With the `graceful-shutdown` feature, [`GracefulShutdown`] runs cleanup hooks on SIGTERM.
+//!   handler, each on its own connection. Through [`run`] they run on whatever tokio
+//!   runtime runs it: they interleave on a current-thread runtime and run in parallel on a
+//!   multi-thread one, so `run` takes a [`Handler`] (`Send + Sync`, `Send` future). Through
+//!   [`start`] and [`run_local`] they interleave on the calling thread, so any
+//!   [`LocalHandler`] runs, `Send` or not. The first fatal error stops them all.
+//!   `_X_AMZN_TRACE_ID` is then never set; read the trace from [`Context::xray_trace_id`]
+//!   or [`trace_id`] (and pass it on as the `X-Amzn-Trace-Id` header of calls that should
+//!   join the trace).
+//! - With the `graceful-shutdown` feature, `GracefulShutdown` runs cleanup hooks on SIGTERM.
 //! - Logs go through `tracing`; a default subscriber honouring `AWS_LAMBDA_LOG_FORMAT`,
 //!   `AWS_LAMBDA_LOG_LEVEL` and `RUST_LOG` is installed unless the program set its own, and
 //!   every line logged during an invocation carries its request id.
@@ -52,12 +55,13 @@ mod xray;
 use std::future::Future;
 use std::sync::Arc;
 
+use invocation_loop::InvocationLoop;
 use ironlambda_api_client::panic::{CatchUnwind, panic_message};
 use ironlambda_api_client::{Client, Endpoint, RuntimeApi};
 
 pub use config::{Config, ConfigError};
 pub use context::{ClientApplication, ClientContext, CognitoIdentity, Context};
-pub use handler::{Handler, HandlerFn, handler_fn};
+pub use handler::{Handler, HandlerFn, IntoHandler, LocalHandler, SendHandlerFn, handler_fn};
 pub use invocation_loop::{INVALID_EVENT_ERROR_TYPE, PANIC_ERROR_TYPE, SERIALIZATION_ERROR_TYPE};
 pub use ironlambda_api_client::Error;
 pub use logging::{LogFormat, init_default_subscriber};
@@ -72,15 +76,22 @@ pub use xray::trace_id;
 #[cfg(feature = "graceful-shutdown")]
 pub use ironlambda_extension::GracefulShutdown;
 
-/// Runs `handler` for every invocation until the environment goes away.
+/// Runs `handler` for every invocation until the environment goes away, from your own
+/// `#[tokio::main]`.
+///
+/// Takes a [`Handler`], or a [`handler_fn`] whose future is `Send`: on a multi-thread
+/// runtime the loops run on tokio's worker threads (in parallel with
+/// `AWS_LAMBDA_MAX_CONCURRENCY`). A handler that is not `Send` runs with [`start`] or
+/// [`run_local`].
 ///
 /// Returns only on a fatal error (the Runtime API is unreachable or refuses `/next`), or
 /// when init fails; return that result from `main` so the process exits non-zero.
-pub async fn run<H: Handler>(handler: H) -> Result<(), Error> {
+pub async fn run<H: IntoHandler>(handler: H) -> Result<(), Error> {
     run_with_init(|_config| async move { Ok::<_, Error>(handler) }).await
 }
 
-/// Builds the handler with `init` (given the function's [`Config`]) and then runs it.
+/// Builds the handler with `init` (given the function's [`Config`]) and then runs it as
+/// [`run`] does.
 ///
 /// An `Err` or a panic from `init` is reported to `/runtime/init/error` and returned.
 ///
@@ -103,9 +114,69 @@ pub async fn run<H: Handler>(handler: H) -> Result<(), Error> {
 /// ```
 pub async fn run_with_init<H, F, Fut, IE>(init: F) -> Result<(), Error>
 where
-    H: Handler,
+    H: IntoHandler,
     F: FnOnce(Arc<Config>) -> Fut,
-    Fut: Future<Output = Result<H, IE>> + Send,
+    Fut: Future<Output = Result<H, IE>>,
+    IE: Into<Error>,
+{
+    let (invocation_loop, endpoint) = prepare(|config| {
+        let init = init(config);
+        async move { init.await.map(IntoHandler::into_handler) }
+    })
+    .await?;
+    let serve = async move {
+        match invocation_loop.config.max_concurrency {
+            0 | 1 => invocation_loop.serve().await,
+            loops => concurrency::serve(invocation_loop, &endpoint, loops as usize).await,
+        }
+    };
+    // On a multi-thread runtime (`#[tokio::main]`), `main`'s future runs on the main
+    // thread while the worker threads drive the sockets, so every answer from Lambda
+    // would cost a wake-up across threads. Spawned, the loop runs on a worker, which polls
+    // the socket itself when it parks and resumes the loop where it woke.
+    if tokio::runtime::Handle::current().runtime_flavor()
+        != tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        return serve.await;
+    }
+    match tokio::spawn(serve).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::new("Runtime.Cancelled", e.to_string())),
+    }
+}
+
+/// Like [`run`], for any [`LocalHandler`], `Send` or not: every invocation runs in the
+/// calling task, on its thread (several interleaved with `AWS_LAMBDA_MAX_CONCURRENCY`),
+/// whatever the runtime's flavour.
+pub async fn run_local<H: LocalHandler>(handler: H) -> Result<(), Error> {
+    run_local_with_init(|_config| async move { Ok::<_, Error>(handler) }).await
+}
+
+/// Builds the handler with `init`, as [`run_with_init`] does, and runs it as
+/// [`run_local`] does.
+pub async fn run_local_with_init<H, F, Fut, IE>(init: F) -> Result<(), Error>
+where
+    H: LocalHandler,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<H, IE>>,
+    IE: Into<Error>,
+{
+    let (invocation_loop, endpoint) = prepare(init).await?;
+    match invocation_loop.config.max_concurrency {
+        0 | 1 => invocation_loop.serve().await,
+        loops => concurrency::serve_local(invocation_loop, &endpoint, loops as usize).await,
+    }
+}
+
+/// Everything before the first `/next`: logging, the endpoint, the configuration and the
+/// handler. A failure is posted to `/runtime/init/error` (when the endpoint is known) and
+/// returned.
+async fn prepare<H, F, Fut, IE>(init: F) -> Result<(InvocationLoop<H>, Endpoint), Error>
+where
+    H: LocalHandler,
+    F: FnOnce(Arc<Config>) -> Fut,
+    Fut: Future<Output = Result<H, IE>>,
     IE: Into<Error>,
 {
     init_default_subscriber();
@@ -133,7 +204,7 @@ where
         }
     };
     let next_request = ironlambda_api_client::EncodedRequest::new(&api.next());
-    let invocation_loop = invocation_loop::InvocationLoop {
+    let invocation_loop = InvocationLoop {
         client,
         api,
         handler: Arc::new(handler),
@@ -142,35 +213,16 @@ where
         response_buf: response::ResponseBuffer::new(),
         next_request,
     };
-    let serve = async move {
-        match invocation_loop.config.max_concurrency {
-            0 | 1 => invocation_loop.serve().await,
-            loops => concurrency::serve(invocation_loop, &endpoint, loops as usize).await,
-        }
-    };
-    // On a multi-thread runtime (`#[tokio::main]`), `main`'s future runs on the main
-    // thread while the worker threads drive the sockets, so every answer from Lambda
-    // would cost a wake-up across threads. Spawned, the loop runs on a worker, which polls
-    // the socket itself when it parks and resumes the loop where it woke.
-    if tokio::runtime::Handle::current().runtime_flavor()
-        != tokio::runtime::RuntimeFlavor::MultiThread
-    {
-        return serve.await;
-    }
-    match tokio::spawn(serve).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(Error::new("Runtime.Cancelled", e.to_string())),
-    }
+    Ok((invocation_loop, endpoint))
 }
 
-/// Like [`run`], from synchronous code: builds a current-thread tokio runtime and blocks on
-/// the loop. A single-threaded process is also what lets `_X_AMZN_TRACE_ID` follow each
-/// invocation.
-pub fn start<H: Handler>(handler: H) -> Result<(), Error> {
+/// Runs the loop from synchronous code, for any [`LocalHandler`] (`Send` or not): builds
+/// a current-thread tokio runtime and blocks on [`run_local`]. A single-threaded process
+/// is also what lets `_X_AMZN_TRACE_ID` follow each invocation.
+pub fn start<H: LocalHandler>(handler: H) -> Result<(), Error> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::from)?
-        .block_on(run(handler))
+        .block_on(run_local(handler))
 }

@@ -5,10 +5,10 @@
 use std::num::ParseIntError;
 use std::sync::Arc;
 
-use ironlambda_runtime::{Config, Context, Error, Handler, handler_fn};
+use ironlambda_runtime::{Config, Context, Error, LocalHandler, handler_fn};
 
 /// What Lambda would be told for `handler`'s answer to `event`.
-async fn reported<H: Handler<Event = String>>(handler: H, event: &str) -> Error {
+async fn reported<H: LocalHandler<Event = String>>(handler: H, event: &str) -> Error {
     let ctx = Context::new("test", Arc::new(Config::default()));
     match handler.call(event.to_owned(), ctx).await {
         Ok(_) => panic!("the handler was expected to fail"),

@@ -57,7 +57,6 @@ impl Drop for Running<'_> {
     }
 }
 
-#[async_trait::async_trait]
 impl Handler for Fetcher {
     type Event = Request;
     type Output = Response;

@@ -10,11 +10,14 @@
 //! file and exits when it gets SIGTERM (without registering any extension); with
 //! `ON_SIGTERM_IGNORE=1` it prints `got SIGTERM at <epoch ms>` and carries on; with
 //! `IDLE=1` it never calls the Runtime API, so a test can play the runtime itself; with
-//! `MULTI_THREAD=1` it runs on a multi-thread tokio runtime instead of a current-thread one.
+//! `MULTI_THREAD=1` it runs on a multi-thread tokio runtime instead of a current-thread one;
+//! with `LOCAL=1` it is a handler that is not `Send`, served by `run_local`.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use ironlambda_runtime::{Context, Error, handler_fn};
+use ironlambda_runtime::{Context, Error, LocalHandler, handler_fn};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -142,6 +145,27 @@ async fn answer(action: Action, ctx: Context) -> Result<Value, Error> {
     }
 }
 
+/// `LOCAL=1`: [`handle`] behind state that is not `Send`, as `run` would refuse and
+/// `run_local` serves.
+struct Counting {
+    calls: Rc<Cell<u64>>,
+}
+
+impl LocalHandler for Counting {
+    type Event = Action;
+    type Output = Answer;
+    type Error = Error;
+
+    async fn call(&self, action: Action, ctx: Context) -> Result<Answer, Error> {
+        // An `Rc` held across the await: this future is not `Send`.
+        let calls = self.calls.clone();
+        calls.set(calls.get() + 1);
+        let answer = handle(action, ctx).await;
+        tracing::debug!("{} invocations so far", calls.get());
+        answer
+    }
+}
+
 fn epoch_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -160,38 +184,48 @@ fn main() -> Result<(), Error> {
     } else {
         tokio::runtime::Builder::new_current_thread()
     };
-    runtime
-        .enable_all()
-        .build()?
-        .block_on(ironlambda_runtime::run_with_init(|_config| async {
-            if let Ok(path) = std::env::var("ON_SIGTERM_WRITE") {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                tokio::spawn(async move {
-                    term.recv().await;
-                    println!("cleaning up after SIGTERM");
-                    let _ = std::fs::write(&path, "got SIGTERM");
-                    std::process::exit(0);
-                });
+    let runtime = runtime.enable_all().build()?;
+    if std::env::var_os("LOCAL").is_some() {
+        return runtime.block_on(ironlambda_runtime::run_local_with_init(|_config| async {
+            init().await?;
+            Ok::<_, Error>(Counting {
+                calls: Rc::new(Cell::new(0)),
+            })
+        }));
+    }
+    runtime.block_on(ironlambda_runtime::run_with_init(|_config| async {
+        init().await?;
+        Ok::<_, Error>(handler_fn(handle))
+    }))
+}
+
+/// What the environment asks of init: signal handling, a slow or failing init.
+async fn init() -> Result<(), Error> {
+    if let Ok(path) = std::env::var("ON_SIGTERM_WRITE") {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            term.recv().await;
+            println!("cleaning up after SIGTERM");
+            let _ = std::fs::write(&path, "got SIGTERM");
+            std::process::exit(0);
+        });
+    }
+    if std::env::var_os("ON_SIGTERM_IGNORE").is_some() {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::spawn(async move {
+            while term.recv().await.is_some() {
+                println!("got SIGTERM at {}", epoch_ms());
             }
-            if std::env::var_os("ON_SIGTERM_IGNORE").is_some() {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                tokio::spawn(async move {
-                    while term.recv().await.is_some() {
-                        println!("got SIGTERM at {}", epoch_ms());
-                    }
-                });
-            }
-            if let Some(ms) = std::env::var("SLOW_INIT_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-            {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-            }
-            match std::env::var("FAIL_INIT") {
-                Ok(message) => Err(Error::new("Function.InitFailed", message)),
-                Err(_) => Ok(handler_fn(handle)),
-            }
-        }))
+        });
+    }
+    if let Some(ms) = std::env::var("SLOW_INIT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    match std::env::var("FAIL_INIT") {
+        Ok(message) => Err(Error::new("Function.InitFailed", message)),
+        Err(_) => Ok(()),
+    }
 }
