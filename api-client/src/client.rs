@@ -53,7 +53,7 @@ pub struct ApiResponse {
     /// The whole body.
     pub body: Bytes,
     /// The head as received; headers are read from it only when asked for.
-    head: Bytes,
+    head: http1::RawHead,
 }
 
 impl ApiResponse {
@@ -71,7 +71,7 @@ impl ApiResponse {
 
     /// The headers as bytes, for readers that look at a few names only.
     pub(crate) fn raw_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        http1::fields(&self.head)
+        self.head.fields()
     }
 
     /// The value of the first header called `name` (in any case).

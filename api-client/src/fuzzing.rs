@@ -10,7 +10,7 @@ use crate::runtime_api::NextHeaders;
 pub fn reply(bytes: &[u8]) {
     let mut buf = BytesMut::from(bytes);
     if let Ok(Some(head)) = http1::take_head(&mut buf) {
-        let _ = http1::fields(&head.raw).count();
+        let _ = head.raw.fields().count();
         let mut body = BytesMut::new();
         let _ = http1::take_chunks(&mut buf, &mut body);
     }
@@ -23,6 +23,6 @@ pub fn reply(bytes: &[u8]) {
 pub fn next_headers(bytes: &[u8]) {
     let mut buf = BytesMut::from(bytes);
     if let Ok(Some(head)) = http1::take_head(&mut buf) {
-        let _ = NextHeaders::from_fields(http1::fields(&head.raw));
+        let _ = NextHeaders::from_fields(head.raw.fields());
     }
 }

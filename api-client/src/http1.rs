@@ -133,8 +133,42 @@ pub(crate) struct Head {
     pub(crate) framing: Framing,
     /// The server keeps the connection open after this reply.
     pub(crate) keep_alive: bool,
-    /// The whole head as received: status line, header lines, empty line.
-    pub(crate) raw: Bytes,
+    /// The head as received, with where its header fields lie.
+    pub(crate) raw: RawHead,
+}
+
+/// The most header fields whose place a [`RawHead`] keeps; a head with more (Lambda's have
+/// under ten) is scanned again when its headers are read.
+const INDEXED: usize = 8;
+
+/// A whole head as received (status line, header lines, empty line), and where in it
+/// `httparse` found each header field, so reading the headers later (the invocation's
+/// request id, deadline, trace…) does not parse the head a second time.
+#[derive(Debug, Clone)]
+pub(crate) struct RawHead {
+    pub(crate) bytes: Bytes,
+    /// How many of `spans` are filled; `None` when the head had more than [`INDEXED`].
+    indexed: Option<u8>,
+    /// Per field: name start, name end, value start, value end (the value without
+    /// surrounding whitespace), as offsets into `bytes` (a head is at most [`MAX_HEAD`]).
+    spans: [[u16; 4]; INDEXED],
+}
+
+impl RawHead {
+    /// The header fields in order: the name as sent and the value without surrounding
+    /// whitespace.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let bytes = &self.bytes[..];
+        let indexed = self
+            .indexed
+            .map_or(&[][..], |n| &self.spans[..usize::from(n)]);
+        let spans = indexed.iter().map(move |&[a, b, c, d]| {
+            let at = |from: u16, to: u16| &bytes[usize::from(from)..usize::from(to)];
+            (at(a, b), at(c, d))
+        });
+        let scanned = self.indexed.is_none().then(|| scan_fields(bytes));
+        spans.chain(scanned.into_iter().flatten())
+    }
 }
 
 /// The position of the first `byte` in `haystack`, looking at eight bytes per step (heads
@@ -209,9 +243,10 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// The header lines of a head taken by [`take_head`], in order: the name as sent and the
-/// value without surrounding whitespace.
-pub(crate) fn fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+/// The header lines of a whole head, found by scanning it, in order: the name as sent
+/// and the value without surrounding whitespace. What [`RawHead::fields`] gives when the
+/// head had too many fields to index.
+pub(crate) fn scan_fields(raw: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     Lines { buf: raw, at: 0 }
         .skip(1)
         .take_while(|(start, end, _)| start != end)
@@ -245,8 +280,18 @@ pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError
     let mut chunked = false;
     let mut encoded = false;
     let mut close = reply.version == Some(0);
-    for field in reply.headers.iter() {
+    // Every field lies in the first `len` bytes of `buf`: when that fits a u16, so do the
+    // offsets of the fields.
+    let indexed = (reply.headers.len() <= INDEXED && u16::try_from(len).is_ok())
+        .then_some(reply.headers.len() as u8);
+    let mut spans = [[0u16; 4]; INDEXED];
+    let offset = |part: &[u8]| (part.as_ptr() as usize - buf.as_ptr() as usize) as u16;
+    for (i, field) in reply.headers.iter().enumerate() {
         let (name, value) = (field.name.as_bytes(), trim(field.value));
+        if let (Some(_), Some(span)) = (indexed, spans.get_mut(i)) {
+            let (n, v) = (offset(name), offset(value));
+            *span = [n, n + name.len() as u16, v, v + value.len() as u16];
+        }
         if name.eq_ignore_ascii_case(b"content-length") {
             let n = std::str::from_utf8(value)
                 .ok()
@@ -300,7 +345,11 @@ pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError
         status,
         keep_alive: !close && framing != Framing::UntilClose,
         framing,
-        raw: buf.split_to(len).freeze(),
+        raw: RawHead {
+            bytes: buf.split_to(len).freeze(),
+            indexed,
+            spans,
+        },
     }))
 }
 
@@ -437,7 +486,7 @@ mod tests {
         assert_eq!(h.status, StatusCode::OK);
         assert_eq!(h.framing, Framing::Length(7));
         assert!(h.keep_alive);
-        let fields: Vec<_> = fields(&h.raw).collect();
+        let fields: Vec<_> = h.raw.fields().collect();
         assert_eq!(fields.len(), 3);
         assert_eq!(
             fields[1],
@@ -469,6 +518,21 @@ mod tests {
         assert!(h.status.is_informational());
         let h = head("HTTP/1.1 403\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!(h.status, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn a_head_with_more_fields_than_are_indexed_still_reads_them_all_in_order() {
+        let lines: String = (0..INDEXED + 4)
+            .map(|i| format!("X-Field-{i}: {i}\r\n"))
+            .collect();
+        let h = head(&format!(
+            "HTTP/1.1 200 OK\r\n{lines}Content-Length: 0\r\n\r\n"
+        ))
+        .unwrap();
+        let fields: Vec<_> = h.raw.fields().collect();
+        assert_eq!(fields.len(), INDEXED + 5);
+        assert_eq!(fields[INDEXED + 3], (&b"X-Field-11"[..], &b"11"[..]));
+        assert_eq!(fields[INDEXED + 4], (&b"Content-Length"[..], &b"0"[..]));
     }
 
     #[test]

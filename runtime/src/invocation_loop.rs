@@ -90,11 +90,13 @@ impl<H: LocalHandler> InvocationLoop<H> {
                 env.update(ctx.xray_trace_id.as_deref());
             }
             let request_id = ctx.request_id.clone();
-            crate::logging::in_invocation(&request_id, async {
+            // Pinned where it is made: a future moves by copying all of it, and the
+            // wrappers would move the whole invocation (handler future included) twice.
+            let invocation = std::pin::pin!(async {
                 let outcome = self.invoke(next.body, ctx).await;
                 self.report(&request_id, outcome).await;
-            })
-            .await;
+            });
+            crate::logging::in_invocation(&request_id, invocation).await;
         }
     }
 
@@ -150,7 +152,9 @@ impl<H: LocalHandler> InvocationLoop<H> {
         self.response_buf.reserve_for(body.len());
         drop(body);
         let trace = ctx.xray_trace_id.clone();
-        let call = std::pin::pin!(xray::with_trace_id(trace, self.handler.call(event, ctx)));
+        // Pinned in place, as the invocation is (see `serve`).
+        let call = std::pin::pin!(self.handler.call(event, ctx));
+        let call = std::pin::pin!(xray::with_trace_id(trace, call));
         let output = match CatchUnwind(call).await {
             Ok(Ok(output)) => output,
             Ok(Err(e)) => return Outcome::Failure(e.into()),
