@@ -44,6 +44,8 @@ lint:
 ## side in one run; writes BENCHMARKS.md.
 bench:
 	$(CARGO) build --release -p ironlambda-benchmarks --bins --examples
+	# Apart, so cargo builds them as a user's crate would (see benchmarks/subjects/src/lib.rs).
+	$(CARGO) build --release -p ironlambda-bench-subjects --examples
 	$(TARGET_DIR)/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md
 	benchmarks/release-profiles.sh >> BENCHMARKS.md
 

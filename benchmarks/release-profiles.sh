@@ -41,9 +41,13 @@ ratio() { awk "BEGIN { printf \"%.2f×\", $1 / $2 }"; }
 variant() {
   local label=$1; shift
   local dir="$target/profile-variants/$(echo "$label" | tr -c 'a-z0-9' '-')"
+  # Two builds: ours apart, as a user's crate builds it (see benchmarks/subjects/src/lib.rs).
   env "$@" CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$dir" \
-    cargo build -q --release -p ironlambda-benchmarks --example echo_ironlambda \
-      --example echo_reference --example http_ironlambda --example http_reference >&2
+    cargo build -q --release -p ironlambda-benchmarks --example echo_reference \
+      --example http_reference >&2
+  env "$@" CARGO_PROFILE_RELEASE_STRIP=true CARGO_TARGET_DIR="$dir" \
+    cargo build -q --release -p ironlambda-bench-subjects --example echo_ironlambda \
+      --example http_ironlambda >&2
   mkdir -p "$dir/cmp"
   cp "$dir/release/examples/echo_ironlambda" "$dir/cmp/"
   ln -sf "$target/release/examples/echo_reference" "$dir/cmp/"

@@ -320,7 +320,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     let path = |name: &str| -> Result<PathBuf, String> {
         let p = o.examples.join(name);
         p.is_file().then_some(p.clone()).ok_or_else(|| {
-            format!("{} is missing: build with `cargo build --release -p ironlambda-benchmarks --examples`", p.display())
+            format!("{} is missing: build with `cargo build --release -p ironlambda-benchmarks --examples` and `cargo build --release -p ironlambda-bench-subjects --examples` (or `make bench`)", p.display())
         })
     };
     let bins: Vec<PathBuf> = SUBJECTS.iter().map(|n| path(n)).collect::<Result<_, _>>()?;
@@ -627,7 +627,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str(&format!(
         "- Runs: {runs} per figure, subjects interleaved (ironlambda, reference, floor; the first two alternate who goes first); medians shown; {spawns} spawns for cold start.\n"
     ));
-    doc.push_str("- Subjects: `benchmarks/examples/echo_ironlambda.rs`, `echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON, each answer and the next `/next` in one write as ironlambda does), all built with the workspace release profile, on a current-thread tokio runtime.\n");
+    doc.push_str("- Subjects: `benchmarks/subjects/examples/echo_ironlambda.rs`, `benchmarks/examples/echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON, each answer and the next `/next` in one write as ironlambda does), all built with the workspace release profile, on a current-thread tokio runtime. Our current-thread subjects (echo, stream, HTTP) are a package of their own, built with `-p` alone, so that cargo does not unify into them the tokio multi-thread scheduler the other subjects need: they link what a user's crate with the same code links. The reference always links that scheduler (`lambda_runtime` asks for `rt-multi-thread`).\n");
     doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs in the bench process, which the scheduler usually puts on the other core, so every message costs a cross-core wake-up.\n");
     doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n");
     doc.push_str("- Concurrent rows: `concurrent_ironlambda.rs` and `concurrent_reference.rs` (`lambda_runtime::run_concurrent`, feature `concurrency-tokio`) with `AWS_LAMBDA_MAX_CONCURRENCY=N`, on `#[tokio::main]` (multi-thread), each invocation awaiting a 5 ms timer; the mock API hands an event to every open `/next`.\n");

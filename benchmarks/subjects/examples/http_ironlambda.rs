@@ -1,7 +1,7 @@
 //! The HTTP benchmark function on ironlambda: an axum `Router` behind `ironlambda-http`,
 //! answering an API Gateway HTTP API (payload 2.0) event.
 
-#[path = "shared/http_router.rs"]
+#[path = "../../examples/shared/http_router.rs"]
 mod http_router;
 
 #[tokio::main(flavor = "current_thread")]
