@@ -27,6 +27,8 @@ test: build
 	@python3 -c 'import boto3' >/dev/null 2>&1 || echo "note: boto3 is not installed, so the boto3 streaming test is skipped (pip install boto3 runs it)"
 	@$(CARGO) zigbuild --help >/dev/null 2>&1 || echo "note: cargo-zigbuild is not installed, so the provided.al2 packaging test only checks its advice (pip install ziglang cargo-zigbuild runs it)"
 	$(if $(shell command -v go),,IRONLAMBDA_SKIP_GO=1) $(CARGO) test --workspace
+	# Optional features with tests of their own.
+	$(CARGO) test -p ironlambda-runtime --features sonic --lib sonic_tests
 
 ## Deployable zips of the examples under <cargo target dir>/lambda/$(RUNTIME)/<target>/:
 ## functions (bootstrap) and layers (extensions/<name>), through `cargo ironlambda package`,
@@ -46,6 +48,7 @@ bench:
 	$(CARGO) build --release -p ironlambda-benchmarks --bins --examples
 	# Apart, so cargo builds them as a user's crate would (see benchmarks/subjects/src/lib.rs).
 	$(CARGO) build --release -p ironlambda-bench-subjects --examples
+	$(CARGO) build --release -p ironlambda-bench-sonic --examples
 	$(TARGET_DIR)/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md
 	benchmarks/release-profiles.sh >> BENCHMARKS.md
 

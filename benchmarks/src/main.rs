@@ -234,6 +234,24 @@ fn multi_thread_cases(quick: bool) -> Vec<Case> {
         .collect()
 }
 
+/// Ours built with the runtime's `sonic` feature, against the reference's echo.
+const SONIC_SUBJECTS: [&str; 2] = ["echo_ironlambda_sonic", "echo_reference"];
+
+/// The large-event cases of [`cases`], under the names of the `sonic` rows.
+fn sonic_cases(quick: bool) -> Vec<Case> {
+    cases(quick)
+        .into_iter()
+        .filter_map(|c| {
+            let name = match c.name {
+                "1 MB event" => "1 MB event, feature sonic",
+                "5 MB event" => "5 MB event, feature sonic",
+                _ => return None,
+            };
+            Some(Case { name, ..c })
+        })
+        .collect()
+}
+
 /// The HTTP subjects: the same axum `Router` behind `ironlambda-http` and `lambda_http`.
 const HTTP_SUBJECTS: [&str; 2] = ["http_ironlambda", "http_reference"];
 
@@ -334,6 +352,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             (concurrent_cases(false), CONCURRENT_SUBJECTS.to_vec()),
             (http_cases(false), HTTP_SUBJECTS.to_vec()),
             (multi_thread_cases(false), MULTI_THREAD_SUBJECTS.to_vec()),
+            (sonic_cases(false), SONIC_SUBJECTS.to_vec()),
         ];
         let (case, subjects) = groups
             .into_iter()
@@ -392,20 +411,26 @@ async fn bench(o: &Options) -> Result<String, String> {
         }
     }
 
-    // The same tiny echo on `#[tokio::main]`, ours against the reference's.
-    for case in multi_thread_cases(o.quick)
-        .into_iter()
-        .filter(|c| selected(c.name))
-    {
-        let mt_bins = MULTI_THREAD_SUBJECTS
-            .iter()
-            .map(|n| path(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        let samples = paired(&launcher, &mt_bins, &case, runs).await?;
-        rows.extend(paired_rows(case.name, &samples, &ECHO_METRICS));
-        let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
-        tiny_cpu[1] = Some(stats::median(&cpu));
-        eprintln!("bench: {} done", case.name);
+    // Echo cases on other builds of ours against the reference: the tiny echo on
+    // `#[tokio::main]` (both sides), and the large events with our `sonic` feature.
+    let variants = [
+        (multi_thread_cases(o.quick), MULTI_THREAD_SUBJECTS),
+        (sonic_cases(o.quick), SONIC_SUBJECTS),
+    ];
+    for (variant_cases, subjects) in variants {
+        for case in variant_cases.into_iter().filter(|c| selected(c.name)) {
+            let variant_bins = subjects
+                .iter()
+                .map(|n| path(n))
+                .collect::<Result<Vec<_>, _>>()?;
+            let samples = paired(&launcher, &variant_bins, &case, runs).await?;
+            rows.extend(paired_rows(case.name, &samples, &ECHO_METRICS));
+            if subjects == MULTI_THREAD_SUBJECTS {
+                let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
+                tiny_cpu[1] = Some(stats::median(&cpu));
+            }
+            eprintln!("bench: {} done", case.name);
+        }
     }
 
     let spawns = if o.quick { 2 } else { 20 };
@@ -632,6 +657,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n");
     doc.push_str("- Concurrent rows: `concurrent_ironlambda.rs` and `concurrent_reference.rs` (`lambda_runtime::run_concurrent`, feature `concurrency-tokio`) with `AWS_LAMBDA_MAX_CONCURRENCY=N`, on `#[tokio::main]` (multi-thread), each invocation awaiting a 5 ms timer; the mock API hands an event to every open `/next`.\n");
     doc.push_str("- `#[tokio::main]` rows: `echo_ironlambda_mt.rs` and `echo_reference_mt.rs`, the same echo on the multi-thread runtime most users write (two workers on this machine).\n");
+    doc.push_str("- `feature sonic` rows: `echo_ironlambda_sonic`, the same echo source built with `ironlambda-runtime`'s `sonic` feature (responses written by `sonic-rs`), in a package of its own (`benchmarks/subjects-sonic`), against the reference's echo.\n");
     doc.push_str("- HTTP rows: `http_ironlambda.rs` (`ironlambda_http::run`) and `http_reference.rs` (`lambda_http::run` 1.3, its default subscriber), the same axum 0.8 `Router` answering `benchmarks/events/apigw-http.json`, an API Gateway HTTP API (payload 2.0) event, with JSON; current-thread tokio runtime.\n");
     doc.push_str("- Stream rows: `stream_ironlambda.rs` (`Streaming::channel`) and `stream_reference.rs` (`lambda_runtime::streaming::channel`) stream N chunks of one shared buffer; the mock API reads each body a frame at a time. Time to first byte is from serving `/next` to the first body byte of the streamed `/response`.\n\n");
     doc.push_str("## Results\n\n");
