@@ -41,6 +41,7 @@ package:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p ironlambda-runtime --all-targets --features sonic -- -D warnings
 
 ## Benchmarks: ironlambda vs the reference lambda_runtime (and a hand-written floor), side by
 ## side in one run; writes BENCHMARKS.md.
