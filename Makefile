@@ -49,7 +49,7 @@ bench:
 	$(CARGO) build --release -p ironlambda-benchmarks --bins --examples
 	# Apart, so cargo builds them as a user's crate would (see benchmarks/subjects/src/lib.rs).
 	$(CARGO) build --release -p ironlambda-bench-subjects --examples
-	$(CARGO) build --release -p ironlambda-bench-sonic --examples
+	$(CARGO) build --release --manifest-path benchmarks/subjects-sonic/Cargo.toml --target-dir $(TARGET_DIR) --examples
 	$(TARGET_DIR)/release/bench --runs $(or $(RUNS),5) --out BENCHMARKS.md
 	benchmarks/release-profiles.sh >> BENCHMARKS.md
 
