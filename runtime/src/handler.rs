@@ -237,13 +237,10 @@ where
     }
 }
 
-impl<F, E, O, Er, Fut> IntoHandler for HandlerFn<F, E>
+// `run` takes a fn exactly when its `Send` form is a `Handler`: one set of bounds.
+impl<F, E> IntoHandler for HandlerFn<F, E>
 where
-    F: Fn(E, Context) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<O, Er>> + Send,
-    E: DeserializeOwned + Send + 'static,
-    O: IntoResponse,
-    Er: Into<Error> + Send,
+    SendHandlerFn<F, E>: Handler,
 {
     type Handler = SendHandlerFn<F, E>;
     fn into_handler(self) -> SendHandlerFn<F, E> {
