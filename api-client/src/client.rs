@@ -74,6 +74,12 @@ impl ApiResponse {
         self.head.fields()
     }
 
+    /// The body, letting go of the head: the memory they were read into is then the
+    /// connection's alone again once the body goes too (see [`Client::swap_read_buffer`]).
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
     /// The value of the first header called `name` (in any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers()
@@ -293,6 +299,23 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// Swaps `buf` with the open connection's read buffer when both hold no bytes, and
+    /// says whether it did; the second call swaps them back.
+    ///
+    /// Between the two, `buf` is the memory the last reply was read into. The runtime
+    /// writes a response there once it has parsed the event, so a large event and its
+    /// large answer share one allocation instead of two (the bytes already sent out of it
+    /// keep it alive until written; after that the connection reads into all of it again).
+    /// Anything left in `buf` must be cleared before swapping back.
+    pub fn swap_read_buffer(&mut self, buf: &mut BytesMut) -> bool {
+        match &mut self.connection {
+            Some(conn) if conn.buf.is_empty() && buf.is_empty() => {
+                std::mem::swap(&mut conn.buf, buf);
+                true
+            }
+            _ => false,
+        }
+    }
     /// A client for `endpoint`; it connects on the first request.
     pub fn new(endpoint: &Endpoint) -> Self {
         Client {

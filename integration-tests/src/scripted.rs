@@ -229,11 +229,16 @@ pub fn start_function(name: &str, api: &str, env: &[(&str, &str)]) -> Child {
 /// Runs `test-function` against the scripted API on `port` until `done` says so (or
 /// [`PATIENCE`] passes), then ends it. Whether `done` came.
 pub fn run_until(port: u16, done: Receiver<()>) -> bool {
+    run_until_value(port, done).is_some()
+}
+
+/// Like [`run_until`], for a `done` that carries what the server saw.
+pub fn run_until_value<T>(port: u16, done: Receiver<T>) -> Option<T> {
     let mut function = start_function("test-function", &format!("127.0.0.1:{port}"), &[]);
-    let finished = done.recv_timeout(PATIENCE).is_ok();
+    let got = done.recv_timeout(PATIENCE).ok();
     let _ = function.kill();
     let _ = function.wait();
-    finished
+    got
 }
 
 /// Waits for `function` to exit by itself, for at most [`PATIENCE`] (then kills it and

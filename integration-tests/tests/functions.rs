@@ -327,7 +327,8 @@ async fn the_trace_id_is_always_readable_and_a_stale_variable_is_announced() {
 }
 
 /// A panic inside the user's own `Deserialize` or `Serialize` impl fails that invocation
-/// as a `Panic`, like a panic in the handler, and the function goes on serving.
+/// as a `Panic`, like a panic in the handler, and the function goes on serving (the half
+/// answer written before the panic goes nowhere).
 #[tokio::test]
 async fn panics_in_user_serde_impls_fail_only_their_invocation() {
     let emu = emulator("test-function").start().await.unwrap();
@@ -355,6 +356,11 @@ async fn panics_in_user_serde_impls_fail_only_their_invocation() {
         .unwrap();
     assert_eq!(r.json().unwrap(), json!({ "echo": "still here" }));
     assert_eq!(init_count(&emu), 1, "the process survived both panics");
+    let lines = emu.logs().lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("WARN")),
+        "the runtime's exchange with the API stayed clean: {lines:#?}"
+    );
     emu.shutdown().await;
 }
 

@@ -192,3 +192,35 @@ fn an_extra_reply_does_not_swallow_the_next_event() {
     });
     assert!(run_until(port, done), "the second event was never answered");
 }
+
+/// A `Serialize` impl that panics half-way through the answer fails its invocation, and
+/// the half-written bytes go nowhere: the next invocation is served on the same
+/// connection (the answer is written into the connection's read buffer, so leftovers
+/// would look like bytes from the server and cost a reconnect).
+#[test]
+fn a_serializer_panic_mid_answer_leaves_the_connection_clean() {
+    use ironlambda_integration_tests::scripted::{event_with, run_until_value};
+    let (tx, done) = std::sync::mpsc::channel();
+    let mut events = vec![
+        event_with("id-2", r#"{"action":"echo","value":"after"}"#),
+        event_with("id-1", r#"{"action":"explode_in_serialize"}"#),
+    ];
+    let mut seen = Vec::new();
+    let port = scripted_api(move |req| {
+        seen.push((req.conn, req.line.clone()));
+        if req.is_next() {
+            return events.pop().map_or(Act::Hold, Act::Reply);
+        }
+        if req.line.contains("/id-2/response") {
+            let _ = tx.send(seen.clone());
+        }
+        Act::Reply(ACCEPTED.to_vec())
+    });
+    let seen = run_until_value(port, done).expect("the function answered both events");
+    assert!(
+        seen.iter()
+            .any(|(_, line)| line.contains("/invocation/id-1/error")),
+        "{seen:#?}"
+    );
+    assert!(seen.iter().all(|(conn, _)| *conn == 0), "{seen:#?}");
+}

@@ -48,9 +48,11 @@ pub(crate) struct InvocationLoop<H> {
     /// Keeps `_X_AMZN_TRACE_ID` in step with the invocation; `None` when several loops run,
     /// since one process variable cannot hold several invocations' traces.
     pub(crate) trace_env: Option<TraceEnv>,
-    /// Responses are serialized here. Each one leaves as a frozen view of this memory, which
-    /// comes back for the next response once it is sent, so large responses do not cost a
-    /// fresh allocation (and its page faults) every time.
+    /// Responses are serialized here: into the connection's read buffer, lent while the
+    /// response is built, or into memory of its own when that buffer still holds bytes.
+    /// Each response leaves as a frozen view of that memory, which comes back once it is
+    /// sent, so large responses do not cost a fresh allocation (and its page faults) every
+    /// time.
     pub(crate) response_buf: ResponseBuffer,
     /// `/next`, framed once: it is sent after every invocation.
     pub(crate) next_request: EncodedRequest,
@@ -93,7 +95,7 @@ impl<H: LocalHandler> InvocationLoop<H> {
             // Pinned where it is made: a future moves by copying all of it, and the
             // wrappers would move the whole invocation (handler future included) twice.
             let invocation = std::pin::pin!(async {
-                let outcome = self.invoke(next.body, ctx).await;
+                let outcome = self.invoke(next.into_body(), ctx).await;
                 self.report(&request_id, outcome).await;
             });
             crate::logging::in_invocation(&request_id, invocation).await;
@@ -160,8 +162,18 @@ impl<H: LocalHandler> InvocationLoop<H> {
             Ok(Err(e)) => return Outcome::Failure(e.into()),
             Err(payload) => return Outcome::Failure(panicked(&*payload)),
         };
+        // The response is written into the memory the event was read into, now that the
+        // event is parsed and its bytes dropped: a large event and its answer then peak at
+        // one buffer, not two (see `Client::swap_read_buffer`).
         let buf = &mut self.response_buf;
-        match catch_unwind(AssertUnwindSafe(|| output.into_response(buf))) {
+        let lent = self.client.swap_read_buffer(buf.memory());
+        let written = catch_unwind(AssertUnwindSafe(|| output.into_response(buf)));
+        if lent {
+            // What a failed or panicking serializer left behind is not the connection's.
+            buf.memory().clear();
+            self.client.swap_read_buffer(buf.memory());
+        }
+        match written {
             Ok(Ok(response)) => Outcome::Response(response),
             Ok(Err(e)) => Outcome::Failure(e),
             Err(payload) => Outcome::Failure(panicked(&*payload)),

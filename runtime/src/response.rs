@@ -92,9 +92,10 @@ impl std::fmt::Debug for Response {
     }
 }
 
-/// Where [`IntoResponse`] writes a serialized body: a buffer the runtime reuses from one
-/// invocation to the next, so large JSON responses do not cost a fresh allocation (and its
-/// page faults) every time.
+/// Where [`IntoResponse`] writes a serialized body: memory the runtime reuses from one
+/// invocation to the next (when it can, the very memory the event was read into), so a
+/// large JSON response costs neither a fresh allocation (and its page faults) nor a second
+/// buffer beside the event's.
 pub struct ResponseBuffer {
     buf: BytesMut,
     size_hint: usize,
@@ -106,6 +107,12 @@ impl ResponseBuffer {
             buf: BytesMut::new(),
             size_hint: 0,
         }
+    }
+
+    /// The memory bodies are written into; the loop lends it the connection's read buffer
+    /// while a response is built.
+    pub(crate) fn memory(&mut self) -> &mut BytesMut {
+        &mut self.buf
     }
 
     /// Room for `n` bytes is made before the next body is written (responses are often

@@ -72,17 +72,18 @@ impl serde::Serialize for Exploding {
 }
 
 /// What the function answers: JSON, or (for `explode_in_serialize`) a value whose
-/// `Serialize` impl panics while the runtime writes the response.
+/// `Serialize` impl panics while the runtime writes the response, after part of it is
+/// written (`["written before the panic",` …).
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Answer {
     Json(Value),
-    Explode(Exploding),
+    Explode(&'static str, Exploding),
 }
 
 async fn handle(action: Action, ctx: Context) -> Result<Answer, Error> {
     match action {
-        Action::ExplodeInSerialize => Ok(Answer::Explode(Exploding)),
+        Action::ExplodeInSerialize => Ok(Answer::Explode("written before the panic", Exploding)),
         other => answer(other, ctx).await.map(Answer::Json),
     }
 }
