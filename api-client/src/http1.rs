@@ -287,7 +287,8 @@ pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError
     let mut spans = [[0u16; 4]; INDEXED];
     let offset = |part: &[u8]| (part.as_ptr() as usize - buf.as_ptr() as usize) as u16;
     for (i, field) in reply.headers.iter().enumerate() {
-        let (name, value) = (field.name.as_bytes(), trim(field.value));
+        // httparse gives each value without the whitespace around it.
+        let (name, value) = (field.name.as_bytes(), field.value);
         if let (Some(_), Some(span)) = (indexed, spans.get_mut(i)) {
             let (n, v) = (offset(name), offset(value));
             *span = [n, n + name.len() as u16, v, v + value.len() as u16];
@@ -341,12 +342,24 @@ pub(crate) fn take_head(buf: &mut BytesMut) -> Result<Option<Head>, FramingError
             return malformed(format!("a body of {n} bytes (more than {MAX_BODY})"));
         }
     }
+    // A head split off shares the buffer's memory; while it lives, a buffer that must grow
+    // for the rest of a large body grows into a fresh allocation (and its page faults), on
+    // every such reply. So a head ahead of a body still to come is copied out instead (a
+    // few hundred bytes); one whose body is all here is split off, at no cost.
+    let body_to_come = matches!(framing, Framing::Length(n) if buf.len() - len < n);
+    let bytes = if body_to_come {
+        let head = Bytes::copy_from_slice(&buf[..len]);
+        buf.advance(len);
+        head
+    } else {
+        buf.split_to(len).freeze()
+    };
     Ok(Some(Head {
         status,
         keep_alive: !close && framing != Framing::UntilClose,
         framing,
         raw: RawHead {
-            bytes: buf.split_to(len).freeze(),
+            bytes,
             indexed,
             spans,
         },

@@ -26,6 +26,10 @@ pub const SERIALIZATION_ERROR_TYPE: &str = "Runtime.SerializationError";
 /// a response stream).
 pub const PANIC_ERROR_TYPE: &str = "Panic";
 
+/// Free memory kept behind a response written into the connection's read buffer, for
+/// the replies that follow it (Lambda's 202 and the next event's head are far smaller).
+const ANSWER_ROOM: usize = 16 * 1024;
+
 /// How many extra replies in a row `/next` tolerates before the runtime gives up.
 const MAX_EXTRA_REPLIES: u32 = 3;
 
@@ -151,7 +155,8 @@ impl<H: LocalHandler> InvocationLoop<H> {
             Ok(Err(e)) => return Outcome::Failure(e),
             Err(payload) => return Outcome::Failure(panicked(&*payload)),
         };
-        self.response_buf.reserve_for(body.len());
+        let event_len = body.len();
+        self.response_buf.reserve_for(event_len);
         drop(body);
         let trace = ctx.xray_trace_id.clone();
         // Pinned in place, as the invocation is (see `serve`).
@@ -167,6 +172,13 @@ impl<H: LocalHandler> InvocationLoop<H> {
         // one buffer, not two (see `Client::swap_read_buffer`).
         let buf = &mut self.response_buf;
         let lent = self.client.swap_read_buffer(buf.memory());
+        if lent && event_len >= ANSWER_ROOM {
+            // Room behind a large response for Lambda's answer to it, which is read while
+            // the response's bytes are still held (to be sent again if the connection
+            // drops): without it the connection would grow into fresh memory, and fault
+            // its pages in, on every large invocation. (Small ones leave room anyway.)
+            buf.reserve_behind(ANSWER_ROOM);
+        }
         let written = catch_unwind(AssertUnwindSafe(|| output.into_response(buf)));
         if lent {
             // What a failed or panicking serializer left behind is not the connection's.
