@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use base64::Engine;
@@ -59,16 +60,49 @@ impl std::fmt::Display for Cut {
 
 impl std::error::Error for Cut {}
 
+/// The functions behind the front door, each with its URL's id and domain (made once:
+/// every event carries them).
+pub(crate) struct FunctionUrls {
+    targets: Arc<Vec<InvokeTarget>>,
+    /// Per target, in the same order: the URL id and the domain name.
+    sites: Vec<(String, String)>,
+}
+
+impl FunctionUrls {
+    pub(crate) fn new(targets: Arc<Vec<InvokeTarget>>) -> Self {
+        let sites = targets
+            .iter()
+            .map(|t| {
+                // A URL id is 32 lowercase letters and digits; this one is the function's
+                // name, hexed.
+                let url_id: String = t
+                    .config
+                    .name
+                    .bytes()
+                    .chain(std::iter::repeat(0))
+                    .take(16)
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                let domain_name = format!("{url_id}.lambda-url.{}.on.aws", t.config.region);
+                (url_id, domain_name)
+            })
+            .collect();
+        FunctionUrls { targets, sites }
+    }
+}
+
 /// Serves one request through the function it names.
 pub(crate) async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
-    targets: &[InvokeTarget],
+    functions: &FunctionUrls,
 ) -> UrlReply {
-    let (target, path) = match pick(req.uri().path(), targets) {
+    let (picked, path) = match pick(req.uri().path(), &functions.targets) {
         Ok(picked) => picked,
         Err(message) => return text(StatusCode::NOT_FOUND, message),
     };
+    let target = &functions.targets[picked];
+    let (url_id, domain_name) = &functions.sites[picked];
     let method = req.method().as_str().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     let (parts, body) = req.into_parts();
@@ -91,8 +125,8 @@ pub(crate) async fn handle(
     };
     let request_id = uuid::Uuid::new_v4().to_string();
     let event = event(
-        &target.config.name,
-        &target.config.region,
+        url_id,
+        domain_name,
         &method,
         &path,
         &query,
@@ -133,18 +167,18 @@ pub(crate) async fn handle(
     reply
 }
 
-/// The function a path names, and the path the function sees.
-fn pick<'a>(path: &str, targets: &'a [InvokeTarget]) -> Result<(&'a InvokeTarget, String), String> {
-    if let [only] = targets {
-        return Ok((only, path.to_owned()));
+/// The function a path names (its index in `targets`), and the path the function sees.
+fn pick(path: &str, targets: &[InvokeTarget]) -> Result<(usize, String), String> {
+    if targets.len() == 1 {
+        return Ok((0, path.to_owned()));
     }
     let rest = path.strip_prefix('/').unwrap_or(path);
     let (name, below) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    match targets.iter().find(|t| t.config.name == name) {
-        Some(t) => Ok((t, below.to_owned())),
+    match targets.iter().position(|t| t.config.name == name) {
+        Some(i) => Ok((i, below.to_owned())),
         None => {
             let names: Vec<_> = targets.iter().map(|t| t.config.name.as_str()).collect();
             Err(format!(
@@ -211,8 +245,8 @@ struct EventHttp<'a> {
 /// The event for a request, as JSON.
 #[allow(clippy::too_many_arguments)]
 fn event(
-    function: &str,
-    region: &str,
+    url_id: &str,
+    domain_name: &str,
     method: &str,
     path: &str,
     query: &str,
@@ -221,14 +255,6 @@ fn event(
     peer: SocketAddr,
     request_id: &str,
 ) -> Bytes {
-    // A URL id is 32 lowercase letters and digits; this one is the function's name, hexed.
-    let url_id: String = function
-        .bytes()
-        .chain(std::iter::repeat(0))
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let domain_name = format!("{url_id}.lambda-url.{region}.on.aws");
     let mut joined: BTreeMap<&str, String> = BTreeMap::new();
     for (name, value) in headers {
         if name == COOKIE {
@@ -284,9 +310,9 @@ fn event(
         query_string_parameters,
         request_context: EventContext {
             account_id: "anonymous",
-            api_id: &url_id,
-            domain_name: &domain_name,
-            domain_prefix: &url_id,
+            api_id: url_id,
+            domain_name,
+            domain_prefix: url_id,
             http: EventHttp {
                 method,
                 path,

@@ -51,7 +51,8 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// Serves the Function URL front door for `functions` until the task is aborted.
-pub(crate) async fn serve_function_urls(listener: TcpListener, functions: Arc<Vec<InvokeTarget>>) {
+pub(crate) async fn serve_function_urls(listener: TcpListener, targets: Arc<Vec<InvokeTarget>>) {
+    let functions = Arc::new(function_url::FunctionUrls::new(targets));
     accept(listener, move |req, peer| {
         let functions = functions.clone();
         async move {
