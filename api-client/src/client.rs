@@ -75,7 +75,7 @@ impl ApiResponse {
     }
 
     /// The body, letting go of the head: the memory they were read into is then the
-    /// connection's alone again once the body goes too (see [`Client::swap_read_buffer`]).
+    /// connection's alone again once the body goes too (see [`Client::lend_read_buffer`]).
     pub fn into_body(self) -> Bytes {
         self.body
     }
@@ -299,23 +299,6 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Swaps `buf` with the open connection's read buffer when both hold no bytes, and
-    /// says whether it did; the second call swaps them back.
-    ///
-    /// Between the two, `buf` is the memory the last reply was read into. The runtime
-    /// writes a response there once it has parsed the event, so a large event and its
-    /// large answer share one allocation instead of two (the bytes already sent out of it
-    /// keep it alive until written; after that the connection reads into all of it again).
-    /// Anything left in `buf` must be cleared before swapping back.
-    pub fn swap_read_buffer(&mut self, buf: &mut BytesMut) -> bool {
-        match &mut self.connection {
-            Some(conn) if conn.buf.is_empty() && buf.is_empty() => {
-                std::mem::swap(&mut conn.buf, buf);
-                true
-            }
-            _ => false,
-        }
-    }
     /// A client for `endpoint`; it connects on the first request.
     pub fn new(endpoint: &Endpoint) -> Self {
         Client {
@@ -326,6 +309,37 @@ impl Client {
             queued: 0,
             in_flight: 0,
             lost: 0,
+        }
+    }
+
+    /// Lends `buf` the open connection's read buffer (swapping the two) when both hold no
+    /// bytes, with room for a body of `len` bytes; says whether it did. Give it back with
+    /// [`return_read_buffer`](Self::return_read_buffer) before the next read.
+    ///
+    /// The runtime writes a response there once it has parsed the event, so a large event
+    /// and its large answer share one allocation instead of two. A large body also gets a
+    /// read's worth of room behind it: the replies that follow it are read while its bytes
+    /// are still held (to be sent again if the connection drops), and without that room
+    /// the buffer would grow into fresh memory, and fault its pages in, every time.
+    pub fn lend_read_buffer(&mut self, buf: &mut BytesMut, len: usize) -> bool {
+        match &mut self.connection {
+            Some(conn) if conn.buf.is_empty() && buf.is_empty() => {
+                std::mem::swap(&mut conn.buf, buf);
+                if len >= READ_CHUNK {
+                    buf.reserve(len + READ_CHUNK);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes back what [`lend_read_buffer`](Self::lend_read_buffer) lent, less whatever the
+    /// borrower left in it (a body split off keeps only its own bytes).
+    pub fn return_read_buffer(&mut self, buf: &mut BytesMut) {
+        if let Some(conn) = &mut self.connection {
+            buf.clear();
+            std::mem::swap(&mut conn.buf, buf);
         }
     }
 

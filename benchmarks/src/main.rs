@@ -267,26 +267,22 @@ const SUBJECTS: [&str; 3] = ["echo_ironlambda", "echo_reference", "echo_floor"];
 /// A figure's name and how to read it from a sample.
 type Metric = (&'static str, fn(&Sample) -> f64);
 
-/// The figures of a paired (no floor) request–answer case.
-const ECHO_METRICS: [Metric; 5] = [
+/// The figures of a request–answer case.
+const METRICS: [Metric; 6] = [
     ("invocations/s", |s| s.invocations_per_s),
     ("latency p50 µs", |s| s.p50_us),
+    ("latency p99 µs", |s| s.p99_us),
     ("CPU µs/invocation", |s| s.cpu_us),
     ("user CPU µs/invocation", |s| s.user_us),
     ("peak RSS KiB", |s| s.peak_rss_kb),
 ];
 
+/// The figures of a paired (no floor) request–answer case: all but p99.
+const ECHO_METRICS: [Metric; 5] = [METRICS[0], METRICS[1], METRICS[3], METRICS[4], METRICS[5]];
+
 fn metric_rows(case: &str, samples: &[Vec<Sample>; 3], floor_applies: bool) -> Vec<Row> {
     let pick = |s: usize, f: fn(&Sample) -> f64| samples[s].iter().map(f).collect::<Vec<_>>();
-    let metrics: [Metric; 6] = [
-        ("invocations/s", |s| s.invocations_per_s),
-        ("latency p50 µs", |s| s.p50_us),
-        ("latency p99 µs", |s| s.p99_us),
-        ("CPU µs/invocation", |s| s.cpu_us),
-        ("user CPU µs/invocation", |s| s.user_us),
-        ("peak RSS KiB", |s| s.peak_rss_kb),
-    ];
-    metrics
+    METRICS
         .iter()
         .map(|(name, f)| {
             let floor = pick(FLOOR, *f);
@@ -517,11 +513,11 @@ async fn bench(o: &Options) -> Result<String, String> {
     if !streams.is_empty() {
         let stream_bins = stream_bins()?;
         let metrics: [Metric; 5] = [
-            ("invocations/s", |s| s.invocations_per_s),
+            METRICS[0],
             ("time to first byte µs", |s| s.first_byte_us),
-            ("CPU µs/invocation", |s| s.cpu_us),
-            ("user CPU µs/invocation", |s| s.user_us),
-            ("peak RSS KiB", |s| s.peak_rss_kb),
+            METRICS[3],
+            METRICS[4],
+            METRICS[5],
         ];
         for case in streams {
             let samples = paired(&launcher, &stream_bins, &case, runs).await?;
@@ -546,13 +542,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             path("concurrent_ironlambda")?,
             path("concurrent_reference")?,
         ];
-        let metrics: [Metric; 5] = [
-            ("invocations/s", |s| s.invocations_per_s),
-            ("latency p50 µs", |s| s.p50_us),
-            ("latency p99 µs", |s| s.p99_us),
-            ("CPU µs/invocation", |s| s.cpu_us),
-            ("peak RSS KiB", |s| s.peak_rss_kb),
-        ];
+        let metrics = [METRICS[0], METRICS[1], METRICS[2], METRICS[3], METRICS[5]];
         for case in concurrent {
             let samples = paired(&launcher, &concurrent_bins, &case, runs).await?;
             rows.extend(paired_rows(case.name, &samples, &metrics));

@@ -26,10 +26,6 @@ pub const SERIALIZATION_ERROR_TYPE: &str = "Runtime.SerializationError";
 /// a response stream).
 pub const PANIC_ERROR_TYPE: &str = "Panic";
 
-/// Free memory kept behind a response written into the connection's read buffer, for
-/// the replies that follow it (Lambda's 202 and the next event's head are far smaller).
-const ANSWER_ROOM: usize = 16 * 1024;
-
 /// How many extra replies in a row `/next` tolerates before the runtime gives up.
 const MAX_EXTRA_REPLIES: u32 = 3;
 
@@ -169,21 +165,12 @@ impl<H: LocalHandler> InvocationLoop<H> {
         };
         // The response is written into the memory the event was read into, now that the
         // event is parsed and its bytes dropped: a large event and its answer then peak at
-        // one buffer, not two (see `Client::swap_read_buffer`).
+        // one buffer, not two (see `Client::lend_read_buffer`).
         let buf = &mut self.response_buf;
-        let lent = self.client.swap_read_buffer(buf.memory());
-        if lent && event_len >= ANSWER_ROOM {
-            // Room behind a large response for Lambda's answer to it, which is read while
-            // the response's bytes are still held (to be sent again if the connection
-            // drops): without it the connection would grow into fresh memory, and fault
-            // its pages in, on every large invocation. (Small ones leave room anyway.)
-            buf.reserve_behind(ANSWER_ROOM);
-        }
+        let lent = self.client.lend_read_buffer(buf.memory(), event_len);
         let written = catch_unwind(AssertUnwindSafe(|| output.into_response(buf)));
         if lent {
-            // What a failed or panicking serializer left behind is not the connection's.
-            buf.memory().clear();
-            self.client.swap_read_buffer(buf.memory());
+            self.client.return_read_buffer(buf.memory());
         }
         match written {
             Ok(Ok(response)) => Outcome::Response(response),

@@ -115,11 +115,6 @@ impl ResponseBuffer {
         &mut self.buf
     }
 
-    /// Makes room for the next body (as [`Self::json`] would) and `extra` bytes behind it.
-    pub(crate) fn reserve_behind(&mut self, extra: usize) {
-        self.buf.reserve(self.size_hint.max(256) + extra);
-    }
-
     /// Room for `n` bytes is made before the next body is written (responses are often
     /// about as large as their events; capacity never written costs nothing).
     pub(crate) fn reserve_for(&mut self, n: usize) {
