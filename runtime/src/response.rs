@@ -77,6 +77,20 @@ impl Response {
             body: ResponseBody::Buffered(body.into()),
         }
     }
+
+    /// The content type Lambda is told.
+    pub fn content_type(&self) -> &str {
+        &self.content_type
+    }
+
+    /// The body, when it is buffered; `None` for a stream (whose chunks are produced only
+    /// as the runtime sends them).
+    pub fn buffered_body(&self) -> Option<&Bytes> {
+        match &self.body {
+            ResponseBody::Buffered(b) => Some(b),
+            ResponseBody::Streaming { .. } => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Response {
@@ -96,17 +110,38 @@ impl std::fmt::Debug for Response {
 /// invocation to the next (when it can, the very memory the event was read into), so a
 /// large JSON response costs neither a fresh allocation (and its page faults) nor a second
 /// buffer beside the event's.
+///
+/// The runtime brings its own; make one with [`ResponseBuffer::new`] to test an
+/// [`IntoResponse`] of yours:
+///
+/// ```
+/// use ironlambda_runtime::{Error, IntoResponse, Response, ResponseBuffer};
+///
+/// struct Csv(Vec<(String, u32)>);
+///
+/// impl IntoResponse for Csv {
+///     fn into_response(self, _: &mut ResponseBuffer) -> Result<Response, Error> {
+///         let rows: String = self.0.iter().map(|(k, v)| format!("{k},{v}\n")).collect();
+///         Ok(Response::buffered("text/csv", rows))
+///     }
+/// }
+///
+/// let response = Csv(vec![("a".into(), 1)])
+///     .into_response(&mut ResponseBuffer::new())
+///     .unwrap();
+/// assert_eq!(response.content_type(), "text/csv");
+/// assert_eq!(response.buffered_body().unwrap().as_ref(), b"a,1\n");
+/// ```
+#[derive(Debug, Default)]
 pub struct ResponseBuffer {
     buf: BytesMut,
     size_hint: usize,
 }
 
 impl ResponseBuffer {
-    pub(crate) fn new() -> Self {
-        ResponseBuffer {
-            buf: BytesMut::new(),
-            size_hint: 0,
-        }
+    /// An empty buffer, for tests: the runtime hands [`IntoResponse`] its own.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// The memory bodies are written into; the loop lends it the connection's read buffer
@@ -538,6 +573,17 @@ mod tests {
             out.push(item.map_err(|e| e.error_type().to_owned()));
         }
         out
+    }
+
+    #[test]
+    fn a_stream_shows_its_content_type_but_no_buffered_body() {
+        let (_sender, streaming) = Streaming::channel();
+        let r = streaming
+            .content_type("text/event-stream")
+            .into_response(&mut ResponseBuffer::new())
+            .unwrap();
+        assert_eq!(r.content_type(), "text/event-stream");
+        assert!(r.buffered_body().is_none());
     }
 
     #[test]
