@@ -270,7 +270,7 @@ impl Slot {
                 }
             }
             Effect::SampleMemory => {
-                if let Some(mb) = self.runtime.as_ref().and_then(Process::max_memory_mb) {
+                if let Some(mb) = self.runtime.as_mut().and_then(Process::max_memory_mb) {
                     self.peak_mb = self.peak_mb.max(mb);
                 }
             }

@@ -51,6 +51,37 @@ async fn hello_answers_and_the_platform_reports() {
     emu.shutdown().await;
 }
 
+/// Max Memory Used of an invocation's REPORT line.
+async fn max_memory_used(emu: &ironlambda_emulator::Emulator, request_id: &str) -> u64 {
+    let report = report_line(emu, request_id).await;
+    report
+        .split("Max Memory Used: ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MB").next())
+        .and_then(|mb| mb.parse().ok())
+        .unwrap_or_else(|| panic!("no Max Memory Used in {report}"))
+}
+
+#[tokio::test]
+async fn max_memory_used_keeps_a_peak_freed_before_the_invocation_ended() {
+    let emu = emulator("test-function").start().await.unwrap();
+    let mut peaks = Vec::new();
+    for event in [
+        json!({"action": "echo", "value": 1}),
+        json!({"action": "allocate", "mb": 48}),
+        json!({"action": "echo", "value": 2}),
+    ] {
+        let r = emu.invoke(event.to_string()).await.unwrap();
+        assert_eq!(r.function_error(), None, "{event}");
+        peaks.push(max_memory_used(&emu, r.request_id().unwrap()).await);
+    }
+    // The 48 MB were resident only inside the second invocation; Lambda's figure is the
+    // environment's peak so far, so the third invocation still shows it.
+    assert!(peaks[1] >= peaks[0] + 48, "{peaks:?}");
+    assert_eq!(peaks[2], peaks[1], "{peaks:?}");
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn typed_errors_reach_the_caller() {
     let emu = emulator("order").start().await.unwrap();

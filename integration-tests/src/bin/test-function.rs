@@ -1,7 +1,8 @@
 //! A function whose behaviour is chosen by its event, for the end-to-end tests:
 //! `{"action":"echo","value":…}`, `sleep` (`ms`; answers when it started and ended, in
 //! epoch ms), `fail` (`message`, optional `error_type`), `panic`, `exit`, `big`,
-//! `context`, `print` (writes `text` to stdout as it is), `trace` (runs a blocking task,
+//! `context`, `print` (writes `text` to stdout as it is), `allocate` (touches `mb` MB, then
+//! frees them before it answers), `trace` (runs a blocking task,
 //! then tells where the trace header can be read), `explode_in_deserialize` (its
 //! `Deserialize` impl panics), `explode_in_serialize` (its answer's `Serialize` impl
 //! panics).
@@ -43,6 +44,9 @@ enum Action {
     },
     Big {
         bytes: usize,
+    },
+    Allocate {
+        mb: usize,
     },
     Context,
     Print {
@@ -115,6 +119,14 @@ async fn answer(action: Action, ctx: Context) -> Result<Value, Error> {
         }
         Action::Exit { code } => std::process::exit(code),
         Action::Big { bytes } => Ok(Value::String("x".repeat(bytes))),
+        Action::Allocate { mb } => {
+            // Every page written, so it is resident; freed (and, this large, unmapped)
+            // before the answer: only the peak remembers it.
+            let block = vec![1u8; mb << 20];
+            let sum: u64 = block.iter().step_by(4096).map(|&b| u64::from(b)).sum();
+            drop(std::hint::black_box(block));
+            Ok(json!({ "touched_pages": sum }))
+        }
         Action::Trace => {
             // A blocking task, as a DNS lookup or tokio::fs makes: the process gains a thread.
             let _ = tokio::task::spawn_blocking(|| ()).await;
