@@ -224,7 +224,9 @@ async fn json_log_format_names_the_request_on_every_line() {
         .expect("the handler's log line");
     let record: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(record["level"], "INFO", "{line}");
-    assert_eq!(record["span"]["requestId"], id.as_str(), "{line}");
+    assert_eq!(record["requestId"], id.as_str(), "{line}");
+    let message = record["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("greeting Ada"), "{line}");
     emu.shutdown().await;
 }
 

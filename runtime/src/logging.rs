@@ -7,35 +7,37 @@
 //! console, and a `RUST_LOG` left in the environment must not override it. When both are
 //! set, the runtime says once, on its first line, that `RUST_LOG` was ignored.
 
+mod subscriber;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::instrument::Instrument;
 use tracing::level_filters::LevelFilter;
-use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::registry::LookupSpan;
 
-/// Whether our text subscriber is the one installed: it names the invocation from
-/// [`REQUEST_ID`], so no span is needed. Any other subscriber (ours for JSON, or the
-/// program's own) gets an `invocation{requestId}` span per invocation.
-static TEXT_DEFAULT: AtomicBool = AtomicBool::new(false);
+/// Whether our subscriber is the one installed: it names the invocation from
+/// [`REQUEST_ID`], so no span is needed. Any other subscriber (the program's own) gets an
+/// `invocation{requestId}` span per invocation.
+static OURS_INSTALLED: AtomicBool = AtomicBool::new(false);
 
 tokio::task_local! {
-    /// The request id of the invocation this task is handling, for our text lines.
+    /// The request id of the invocation this task is handling, for our lines.
     static REQUEST_ID: String;
 }
 
+/// The request id of the invocation the current task is handling.
+fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// Runs `invocation` so that every line it logs names `request_id`: inside a task-local
-/// our text lines read (creating a span costs a formatted field set, a slab entry and an
-/// enter and exit on every poll), or else inside an `invocation` span.
+/// our lines read (creating a span costs a rendered field set, a table entry and an enter
+/// and exit on every poll), or else inside an `invocation` span.
 pub(crate) async fn in_invocation<F: Future>(request_id: &str, invocation: F) -> F::Output {
     // One wrapping for both cases (a disabled span costs next to nothing): two would
     // compile the whole invocation twice.
-    let span = if TEXT_DEFAULT.load(Ordering::Relaxed) {
+    let span = if OURS_INSTALLED.load(Ordering::Relaxed) {
         tracing::Span::none()
     } else {
         // An ERROR-level span is enabled whatever level Lambda's controls set, so every
@@ -46,49 +48,6 @@ pub(crate) async fn in_invocation<F: Future>(request_id: &str, invocation: F) ->
         .scope(request_id.to_owned(), invocation)
         .instrument(span)
         .await
-}
-
-/// A text line as `tracing-subscriber`'s full format writes it without time or target
-/// (`LEVEL spans: fields`), with the invocation first as the span it would have been:
-/// ` INFO invocation{requestId="…"}: message`.
-struct TextLine;
-
-impl<S, N> FormatEvent<S, N> for TextLine
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> std::fmt::Result {
-        write!(writer, "{:>5} ", event.metadata().level().as_str())?;
-        let mut spans = false;
-        let _ = REQUEST_ID.try_with(|id| {
-            spans = true;
-            write!(writer, "invocation{{requestId={id:?}}}:")
-        });
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                spans = true;
-                writer.write_str(span.name())?;
-                let extensions = span.extensions();
-                if let Some(fields) = extensions.get::<FormattedFields<N>>() {
-                    if !fields.is_empty() {
-                        write!(writer, "{{{fields}}}")?;
-                    }
-                }
-                writer.write_char(':')?;
-            }
-        }
-        if spans {
-            writer.write_char(' ')?;
-        }
-        ctx.format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
 }
 
 /// The output format Lambda asks for.
@@ -144,38 +103,23 @@ pub(crate) fn settings(lookup: impl Fn(&str) -> Option<String>) -> Settings {
 
 /// Installs the default subscriber unless the program already installed one.
 ///
-/// Text lines start with the invocation (`invocation{requestId="…"}:`), JSON lines carry
-/// it as `"span":{"requestId":…}`, so every line logged during an invocation names it.
+/// Text lines start with the invocation (` INFO invocation{requestId="…"}: message`), JSON
+/// lines carry it as `"requestId"` (as Lambda's managed runtimes write it), so every line
+/// logged during an invocation names it. A program that wants other lines (tracing-
+/// subscriber's `fmt`, OpenTelemetry…) installs its own subscriber first; the runtime then
+/// puts each invocation in an `invocation{requestId}` span instead.
 pub fn init_default_subscriber() {
     let Settings {
         format,
         filter,
         rust_log_ignored,
     } = settings(|k| std::env::var(k).ok());
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stdout)
-        .with_target(false)
-        .with_max_level(LevelFilter::TRACE);
-    let result = match format {
-        LogFormat::Text => {
-            let installed = tracing::subscriber::set_global_default(
-                builder.event_format(TextLine).finish().with(filter),
-            );
-            TEXT_DEFAULT.store(installed.is_ok(), Ordering::Relaxed);
-            installed
-        }
-        LogFormat::Json => tracing::subscriber::set_global_default(
-            builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_span_list(false)
-                .finish()
-                .with(filter),
-        ),
-    };
-    // An error only means the program installed its own subscriber first: keep it.
-    if result.is_ok() {
+    let installed =
+        tracing::subscriber::set_global_default(subscriber::LambdaSubscriber::new(format, filter))
+            .is_ok();
+    OURS_INSTALLED.store(installed, Ordering::Relaxed);
+    // Not installed only means the program installed its own subscriber first: keep it.
+    if installed {
         if let Some(directives) = rust_log_ignored {
             tracing::warn!(
                 "RUST_LOG={directives:?} is ignored: AWS_LAMBDA_LOG_LEVEL (Lambda's logging controls) sets the level"
