@@ -199,7 +199,11 @@ impl Spans {
 
 /// The span entered last on this thread.
 fn current() -> Option<Id> {
-    ENTERED.with(|e| e.borrow().last().cloned())
+    // `try_with`: a line logged while the thread's locals are torn down still goes out.
+    ENTERED
+        .try_with(|e| e.borrow().last().cloned())
+        .ok()
+        .flatten()
 }
 
 impl Subscriber for LambdaSubscriber {
@@ -267,30 +271,35 @@ impl Subscriber for LambdaSubscriber {
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        LINE.with(|line| {
-            // Re-entered only if formatting a field logs; that line gets a buffer of its own.
-            let mut own = String::new();
-            let mut borrowed = line.try_borrow_mut();
-            let line = match borrowed.as_deref_mut() {
-                Ok(line) => line,
-                Err(_) => &mut own,
-            };
+        let write = |line: &mut String| {
             line.clear();
             self.render(event, line);
             // One write per line, so lines from several threads never interleave.
             let _ = std::io::stdout().lock().write_all(line.as_bytes());
-            if line.capacity() > 64 * 1024 {
-                *line = String::new();
+        };
+        let reused = LINE.try_with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => {
+                write(&mut line);
+                if line.capacity() > 64 * 1024 {
+                    *line = String::new();
+                }
+                true
             }
+            Err(_) => false,
         });
+        // A field's `Debug` that logs, or a line logged while the thread's locals are torn
+        // down: that line gets a buffer of its own.
+        if reused != Ok(true) {
+            write(&mut String::new());
+        }
     }
 
     fn enter(&self, span: &Id) {
-        ENTERED.with(|e| e.borrow_mut().push(span.clone()));
+        let _ = ENTERED.try_with(|e| e.borrow_mut().push(span.clone()));
     }
 
     fn exit(&self, span: &Id) {
-        ENTERED.with(|e| {
+        let _ = ENTERED.try_with(|e| {
             let mut entered = e.borrow_mut();
             if let Some(i) = entered.iter().rposition(|id| id == span) {
                 entered.remove(i);
