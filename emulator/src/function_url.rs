@@ -29,7 +29,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming};
 use ironlambda_api_client::headers;
-use ironlambda_api_client::http_integration::{self, PRELUDE_SEPARATOR};
+use ironlambda_api_client::http_integration::{self, PRELUDE_SEPARATOR, ResponseHead};
 use ironlambda_api_client::wire::MAX_INVOKE_PAYLOAD;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -335,41 +335,37 @@ fn event(
     Bytes::from(serde_json::to_vec(&event).unwrap_or_default())
 }
 
-/// A Function URL response (payload format 2.0), or the prelude of a streamed one.
+/// A buffered Function URL response (payload format 2.0): a head as the runtime writes
+/// it, and a body.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct UrlResponse {
-    status_code: u16,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
-    #[serde(default)]
-    cookies: Vec<String>,
+    #[serde(flatten)]
+    head: ResponseHead,
     #[serde(default)]
     body: Option<String>,
     #[serde(default)]
     is_base64_encoded: bool,
 }
 
-impl UrlResponse {
-    /// The reply's head: status, headers and one `Set-Cookie` per cookie.
-    fn head(&self) -> Result<http::response::Builder, String> {
-        let status = StatusCode::from_u16(self.status_code)
-            .map_err(|_| format!("statusCode {} is not an HTTP status", self.status_code))?;
-        let mut builder = Response::builder().status(status);
-        for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{name:?} is not a header name"))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| format!("the value of {name} is not a header value"))?;
-            builder = builder.header(name, value);
-        }
-        for cookie in &self.cookies {
-            let value = HeaderValue::from_str(cookie)
-                .map_err(|_| format!("cookie {cookie:?} is not a header value"))?;
-            builder = builder.header(SET_COOKIE, value);
-        }
-        Ok(builder)
+/// The reply's head: status, headers and one `Set-Cookie` per cookie.
+fn reply_head(head: &ResponseHead) -> Result<http::response::Builder, String> {
+    let status = StatusCode::from_u16(head.status_code)
+        .map_err(|_| format!("statusCode {} is not an HTTP status", head.status_code))?;
+    let mut builder = Response::builder().status(status);
+    for (name, value) in &head.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a header name"))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| format!("the value of {name} is not a header value"))?;
+        builder = builder.header(name, value);
     }
+    for cookie in &head.cookies {
+        let value = HeaderValue::from_str(cookie)
+            .map_err(|_| format!("cookie {cookie:?} is not a header value"))?;
+        builder = builder.header(SET_COOKIE, value);
+    }
+    Ok(builder)
 }
 
 /// A buffered answer as the HTTP response a Function URL makes of it.
@@ -394,7 +390,7 @@ fn buffered(payload: &[u8]) -> Result<UrlReply, String> {
             .map_err(|e| format!("isBase64Encoded, but the body is not base64: {e}"))?,
         (Some(b), false) => Bytes::from(b.clone()),
     };
-    let head = response.head()?;
+    let head = reply_head(&response.head)?;
     let (mut parts, ()) = head
         .body(())
         .map_err(|e| format!("the answer's head: {e}"))?
@@ -459,11 +455,10 @@ async fn streamed(stream: ResponseStream) -> Result<UrlReply, String> {
             ));
         }
     };
-    let prelude: UrlResponse = serde_json::from_slice(&read[..split])
+    let prelude: ResponseHead = serde_json::from_slice(&read[..split])
         .map_err(|e| format!("the HTTP-integration prelude is not valid: {e}"))?;
     let rest = read.split_off(split + PRELUDE_SEPARATOR.len()).freeze();
-    let (parts, ()) = prelude
-        .head()?
+    let (parts, ()) = reply_head(&prelude)?
         .body(())
         .map_err(|e| format!("the prelude's head: {e}"))?
         .into_parts();

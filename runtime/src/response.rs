@@ -39,7 +39,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use ironlambda_api_client::Error;
-use ironlambda_api_client::http_integration::{self, PRELUDE_SEPARATOR};
+use ironlambda_api_client::http_integration::{self, PRELUDE_SEPARATOR, ResponseHead};
 
 /// The content type of JSON responses.
 pub(crate) const JSON: &str = "application/json";
@@ -448,51 +448,16 @@ impl StreamSender {
 /// ```
 #[derive(Debug)]
 pub struct HttpIntegration {
-    prelude: Prelude,
+    prelude: ResponseHead,
     body: Option<Streaming>,
     buffered: Bytes,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Prelude {
-    status_code: u16,
-    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "header_map")]
-    headers: Vec<(String, String)>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    cookies: Vec<String>,
-}
-
-/// Headers as a JSON object; a repeated name keeps its values joined by `, `.
-fn header_map<S: serde::Serializer>(
-    headers: &[(String, String)],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    let mut joined: Vec<(String, String)> = Vec::with_capacity(headers.len());
-    for (name, value) in headers {
-        match joined
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some((_, v)) => {
-                v.push_str(", ");
-                v.push_str(value);
-            }
-            None => joined.push((name.clone(), value.clone())),
-        }
-    }
-    serializer.collect_map(joined)
 }
 
 impl HttpIntegration {
     /// A response with this HTTP status and, until set, an empty body.
     pub fn new(status: u16) -> Self {
         HttpIntegration {
-            prelude: Prelude {
-                status_code: status,
-                headers: Vec::new(),
-                cookies: Vec::new(),
-            },
+            prelude: ResponseHead::new(status),
             body: None,
             buffered: Bytes::new(),
         }
