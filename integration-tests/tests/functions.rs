@@ -75,9 +75,10 @@ async fn max_memory_used_keeps_a_peak_freed_before_the_invocation_ended() {
         assert_eq!(r.function_error(), None, "{event}");
         peaks.push(max_memory_used(&emu, r.request_id().unwrap()).await);
     }
-    // The 48 MB were resident only inside the second invocation; Lambda's figure is the
-    // environment's peak so far, so the third invocation still shows it.
-    assert!(peaks[1] >= peaks[0] + 48, "{peaks:?}");
+    // The 48 MB were resident only inside the second invocation, on top of the process's
+    // own few MB (fewer than at its first REPORT, whose peak includes init); Lambda's
+    // figure is the environment's peak so far, so the third invocation still shows it.
+    assert!(peaks[1] > 48 && peaks[1] > peaks[0], "{peaks:?}");
     assert_eq!(peaks[2], peaks[1], "{peaks:?}");
     emu.shutdown().await;
 }
