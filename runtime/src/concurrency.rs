@@ -27,13 +27,25 @@ use crate::handler::{Handler, LocalHandler};
 use crate::invocation_loop::InvocationLoop;
 use crate::response::ResponseBuffer;
 
-/// Runs `first` and `loops - 1` more loops like it as tasks, each on a connection of its
-/// own, until one of them fails; returns that failure.
+/// How many loops the configuration asks for, when more than one: with one, the loop runs
+/// in the calling task and no task is spawned.
+fn several<H>(first: &InvocationLoop<H>) -> Option<usize> {
+    match first.config.max_concurrency {
+        0 | 1 => None,
+        loops => Some(loops as usize),
+    }
+}
+
+/// Serves invocations with `first`, and with `AWS_LAMBDA_MAX_CONCURRENCY` N > 1 with
+/// N - 1 more loops like it as tasks, each on a connection of its own, until one of them
+/// fails; returns that failure.
 pub(crate) async fn serve<H: Handler>(
     first: InvocationLoop<H>,
     endpoint: &Endpoint,
-    loops: usize,
 ) -> Result<(), Error> {
+    let Some(loops) = several(&first) else {
+        return first.serve().await;
+    };
     let mut running = JoinSet::new();
     for invocation_loop in copies(first, endpoint, loops) {
         running.spawn(invocation_loop.serve());
@@ -45,8 +57,10 @@ pub(crate) async fn serve<H: Handler>(
 pub(crate) async fn serve_local<H: LocalHandler>(
     first: InvocationLoop<H>,
     endpoint: &Endpoint,
-    loops: usize,
 ) -> Result<(), Error> {
+    let Some(loops) = several(&first) else {
+        return first.serve().await;
+    };
     LocalSet::new()
         .run_until(async {
             let mut running = JoinSet::new();

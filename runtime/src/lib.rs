@@ -124,12 +124,7 @@ where
         async move { init.await.map(IntoHandler::into_handler) }
     })
     .await?;
-    let serve = async move {
-        match invocation_loop.config.max_concurrency {
-            0 | 1 => invocation_loop.serve().await,
-            loops => concurrency::serve(invocation_loop, &endpoint, loops as usize).await,
-        }
-    };
+    let serve = async move { concurrency::serve(invocation_loop, &endpoint).await };
     // On a multi-thread runtime (`#[tokio::main]`), `main`'s future runs on the main
     // thread while the worker threads drive the sockets, so every answer from Lambda
     // would cost a wake-up across threads. Spawned, the loop runs on a worker, which polls
@@ -163,10 +158,7 @@ where
     IE: Into<Error>,
 {
     let (invocation_loop, endpoint) = prepare(init).await?;
-    match invocation_loop.config.max_concurrency {
-        0 | 1 => invocation_loop.serve().await,
-        loops => concurrency::serve_local(invocation_loop, &endpoint, loops as usize).await,
-    }
+    concurrency::serve_local(invocation_loop, &endpoint).await
 }
 
 /// Everything before the first `/next`: logging, the endpoint, the configuration and the
