@@ -122,19 +122,19 @@ impl LambdaSubscriber {
                     line.push_str(",\"requestId\":");
                     json_string(line, id);
                 }
+                // The innermost span, rendered while the table is locked and written after
+                // the event's fields.
                 let mut span = String::new();
-                if let Some(data) = leaf.as_ref().and_then(|id| {
-                    self.spans()
-                        .get(id)
-                        .map(|d| (d.metadata.name(), d.fields.clone()))
-                }) {
-                    span.push_str(",\"span\":{\"name\":");
-                    json_string(&mut span, data.0);
-                    if !data.1.is_empty() {
-                        span.push(',');
-                        span.push_str(&data.1);
+                if let Some(id) = &leaf {
+                    if let Some(data) = self.spans().get(id) {
+                        span.push_str(",\"span\":{\"name\":");
+                        json_string(&mut span, data.metadata.name());
+                        if !data.fields.is_empty() {
+                            span.push(',');
+                            span.push_str(&data.fields);
+                        }
+                        span.push('}');
                     }
-                    span.push('}');
                 }
                 let mut fields = String::new();
                 event.record(&mut Fields::new(LogFormat::Json, &mut fields));
@@ -150,15 +150,18 @@ impl LambdaSubscriber {
     }
 }
 
+/// The slot of span `id` (ids count from 1: tracing has no id 0).
+fn slot(id: &Id) -> Option<usize> {
+    usize::try_from(id.into_u64()).ok()?.checked_sub(1)
+}
+
 impl Spans {
     fn get(&self, id: &Id) -> Option<&SpanData> {
-        let slot = usize::try_from(id.into_u64()).ok()?.checked_sub(1)?;
-        self.slots.get(slot)?.as_ref()
+        self.slots.get(slot(id)?)?.as_ref()
     }
 
     fn get_mut(&mut self, id: &Id) -> Option<&mut SpanData> {
-        let slot = usize::try_from(id.into_u64()).ok()?.checked_sub(1)?;
-        self.slots.get_mut(slot)?.as_mut()
+        self.slots.get_mut(slot(id)?)?.as_mut()
     }
 
     fn insert(&mut self, data: SpanData) -> Id {
@@ -188,7 +191,8 @@ impl Spans {
             if data.refs > 0 {
                 break;
             }
-            let slot = id.into_u64() as usize - 1;
+            // `get_mut` found it, so it has a slot.
+            let Some(slot) = slot(&id) else { break };
             next = self.slots[slot].take().and_then(|d| d.parent);
             self.free.push(slot);
             closed = true;
@@ -258,11 +262,7 @@ impl Subscriber for LambdaSubscriber {
         }
         if let Some(data) = self.spans().get_mut(span) {
             if !data.fields.is_empty() {
-                data.fields.push(if self.format == LogFormat::Text {
-                    ' '
-                } else {
-                    ','
-                });
+                data.fields.push(separator(self.format));
             }
             data.fields.push_str(&more);
         }
@@ -343,21 +343,23 @@ impl<'a> Fields<'a> {
     /// The separator before a field, and its name (`r#type` is `type`).
     fn start(&mut self, field: &Field) -> &'static str {
         if !self.out.is_empty() {
-            self.out.push(if self.format == LogFormat::Text {
-                ' '
-            } else {
-                ','
-            });
+            self.out.push(separator(self.format));
         }
         let name = field.name();
         name.strip_prefix("r#").unwrap_or(name)
     }
 
-    /// A JSON value that is already valid JSON text (a number or a boolean).
-    fn json_literal(&mut self, field: &Field, value: impl fmt::Display) {
-        let name = self.start(field);
-        json_string(self.out, name);
-        let _ = write!(self.out, ":{value}");
+    /// A number or a boolean: in JSON the text it already is, in a text line what `Debug`
+    /// writes.
+    fn literal(&mut self, field: &Field, value: impl fmt::Display + fmt::Debug) {
+        match self.format {
+            LogFormat::Text => self.record_debug(field, &value),
+            LogFormat::Json => {
+                let name = self.start(field);
+                json_string(self.out, name);
+                let _ = write!(self.out, ":{value}");
+            }
+        }
     }
 }
 
@@ -397,32 +399,32 @@ impl Visit for Fields<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        match self.format {
-            LogFormat::Text => self.record_debug(field, &value),
-            LogFormat::Json => self.json_literal(field, value),
-        }
+        self.literal(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        match self.format {
-            LogFormat::Text => self.record_debug(field, &value),
-            LogFormat::Json => self.json_literal(field, value),
-        }
+        self.literal(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        match self.format {
-            LogFormat::Text => self.record_debug(field, &value),
-            LogFormat::Json => self.json_literal(field, value),
-        }
+        self.literal(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        match self.format {
-            // JSON has no NaN or infinity: those go as text.
-            LogFormat::Json if value.is_finite() => self.json_literal(field, value),
-            _ => self.record_debug(field, &value),
+        // JSON has no NaN or infinity: those go as text.
+        if value.is_finite() {
+            self.literal(field, value);
+        } else {
+            self.record_debug(field, &value);
         }
+    }
+}
+
+/// What goes between two fields: `k=1 k2=2` in text, `"k":1,"k2":2` in JSON.
+fn separator(format: LogFormat) -> char {
+    match format {
+        LogFormat::Text => ' ',
+        LogFormat::Json => ',',
     }
 }
 
