@@ -216,5 +216,8 @@ pub fn start<H: LocalHandler>(handler: H) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(Error::from)?
-        .block_on(run_local(handler))
+        // Boxed: the loop's future is several KiB, and `block_on` would otherwise move it
+        // down the stack frame by frame, each new stack page a page fault before the first
+        // `/next` (cold start).
+        .block_on(Box::pin(run_local(handler)))
 }

@@ -39,8 +39,9 @@ const VAR: &str = "_X_AMZN_TRACE_ID";
 pub(crate) struct TraceEnv {
     current: Option<String>,
     warned: bool,
-    /// `/proc/self/stat`, opened once: each check is then a single `pread`.
-    stat: Option<std::fs::File>,
+    /// `/proc/self/stat`, opened at the first change (not at start, where every system
+    /// call delays the first `/next`): each check is then a single `pread`.
+    stat: std::cell::OnceCell<Option<std::fs::File>>,
 }
 
 impl TraceEnv {
@@ -48,7 +49,7 @@ impl TraceEnv {
         TraceEnv {
             current: std::env::var(VAR).ok(),
             warned: false,
-            stat: std::fs::File::open("/proc/self/stat").ok(),
+            stat: std::cell::OnceCell::new(),
         }
     }
 
@@ -57,7 +58,10 @@ impl TraceEnv {
         if self.current.as_deref() == trace {
             return;
         }
-        if !self.stat.as_ref().is_some_and(single_threaded) {
+        let stat = self
+            .stat
+            .get_or_init(|| std::fs::File::open("/proc/self/stat").ok());
+        if !stat.as_ref().is_some_and(single_threaded) {
             if !self.warned {
                 self.warned = true;
                 let state = match &self.current {
