@@ -107,6 +107,38 @@ fn spawn(
         .spawn()
 }
 
+/// Waits for a subject started under a profiler to exit by itself, once the API is gone.
+/// One that keeps retrying instead (the reference spins on a closed API) is SIGKILLed after
+/// a grace period: the profiler's own child if it forked one (`perf stat`), so that the
+/// profiler still writes its report, else the process itself (`valgrind` execs).
+fn end_wrapped(child: &mut std::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    const GRACE: Duration = Duration::from_secs(10);
+    let started = Instant::now();
+    while started.elapsed() < GRACE {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = child.id();
+    let forked: Vec<libc::pid_t> =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+    let targets = if forked.is_empty() {
+        vec![pid as libc::pid_t]
+    } else {
+        forked
+    };
+    for target in targets {
+        // SAFETY: a plain FFI call; the pids are our child or its children, not yet reaped.
+        unsafe { libc::kill(target, libc::SIGKILL) };
+    }
+    child.wait()
+}
+
 /// SIGKILLs our child and reaps it with `wait4` to read its resource usage.
 fn kill_and_reap(child: std::process::Child) -> std::io::Result<Usage> {
     let pid = child.id() as libc::pid_t;
@@ -142,7 +174,7 @@ pub async fn run_case(launcher: &Launcher, binary: &Path, case: &Case) -> Result
     if !launcher.wrapper.is_empty() {
         // Closing the API makes the subject give up and exit; the profiler then reports.
         let rec = api.stop();
-        let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        let _ = tokio::task::spawn_blocking(move || end_wrapped(&mut child)).await;
         finished.map_err(|_| "the profiled run did not finish".to_owned())?;
         return Ok(Sample {
             invocations_per_s: rec.latencies.len() as f64,
