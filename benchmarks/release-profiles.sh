@@ -2,7 +2,8 @@
 # Appends to stdout a Markdown section measuring the release profile: the echo function on
 # ironlambda built with several profiles, its stripped size, and the instructions it runs
 # per tiny invocation (callgrind, through `bench --profile`: repeatable on a noisy machine).
-# Used by `make bench`; needs valgrind and the release `bench` binary and examples.
+# Used by `make bench`; needs valgrind and the release `bench` binary and examples, and
+# cargo-bloat for the table of what each crate costs (skipped with a note without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Where cargo builds (CARGO_TARGET_DIR or the workspace's target/): ask cargo, never assume.
@@ -76,3 +77,44 @@ variant "recommended with opt-level \"z\"" \
 echo
 echo "\`panic = \"abort\"\` is not an option: a panicking handler must fail one invocation, not the"
 echo "process, and catching the panic needs unwinding."
+
+echo
+echo "## What the echo binary is made of"
+echo
+if ! cargo bloat --version >/dev/null 2>&1; then
+  echo "(skipped: cargo-bloat is not installed; \`cargo install cargo-bloat\` adds this table)"
+  exit 0
+fi
+echo "\`cargo bloat --crates\` on the echo function on ironlambda, unstripped, with each profile:"
+echo "KiB of \`.text\` per crate. Generic code counts where it is instantiated (much of tokio's"
+echo "and serde's in \`ironlambda_runtime\`), so the figures are an approximation. \`std\` is"
+echo "mostly the panic machinery and its backtrace symbolizer, which any Rust binary that"
+echo "unwinds carries. What a typical function does not need is behind a feature, off by"
+echo "default: \`sonic\` (sonic-rs), \`graceful-shutdown\` (the extension client), \`anyhow\`,"
+echo "\`eyre\`; the JSON log format is our own, so \`tracing-subscriber\` is only its filter."
+echo
+bloat() {
+  local dir="$target/profile-variants/bloat-$1"; shift
+  env "$@" CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR="$dir" \
+    cargo bloat -q --release -p ironlambda-bench-subjects --example echo_ironlambda \
+      --crates -n 0 --message-format json 2>/dev/null
+}
+default_json=$(bloat default CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
+recommended_json=$(bloat recommended CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1)
+python3 - "$default_json" "$recommended_json" <<'PY'
+import json, sys
+default, recommended = (json.loads(a) for a in sys.argv[1:3])
+sizes = {}
+for column, report in enumerate((default, recommended)):
+    for c in report["crates"]:
+        sizes.setdefault(c["name"], [0, 0])[column] += c["size"]
+rows = sorted(sizes.items(), key=lambda kv: -kv[1][1])
+shown, rest = rows[:12], rows[12:]
+kib = lambda b: f"{b / 1024:.0f}"
+print("| crate | cargo's default release (KiB) | recommended (KiB) |")
+print("|---|---:|---:|")
+for name, (d, r) in shown:
+    print(f"| {name} | {kib(d)} | {kib(r)} |")
+print(f"| {len(rest)} others | {kib(sum(v[0] for _, v in rest))} | {kib(sum(v[1] for _, v in rest))} |")
+print(f"| **.text** | {kib(default['text-section-size'])} | {kib(recommended['text-section-size'])} |")
+PY
