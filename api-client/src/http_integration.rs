@@ -6,6 +6,8 @@
 //! it is produced (protocol.md §1.3). Bodies travel inside JSON events and responses as
 //! text when their content type is textual ([`is_text_content_type`]), else as base64.
 
+use std::borrow::Cow;
+
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -54,17 +56,34 @@ fn header_object<S: Serializer>(
     headers: &[(String, String)],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let mut joined: Vec<(&str, String)> = Vec::with_capacity(headers.len());
-    for (name, value) in headers {
+    serialize_joined_headers(
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), Cow::Borrowed(value.as_str()))),
+        serializer,
+    )
+}
+
+/// Writes header `(name, value)` pairs as the single-value `headers` object of payload
+/// format 2.0 (and of an ALB target group without multi-value headers): a name given more
+/// than once, in any case, keeps its first spelling and its values joined by `, ` in
+/// order. `Set-Cookie` is the caller's business: its values cannot be joined so.
+pub fn serialize_joined_headers<'a, S: Serializer>(
+    pairs: impl IntoIterator<Item = (&'a str, Cow<'a, str>)>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut joined: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    for (name, value) in pairs {
         match joined
             .iter_mut()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
         {
             Some((_, v)) => {
+                let v = v.to_mut();
                 v.push_str(", ");
-                v.push_str(value);
+                v.push_str(&value);
             }
-            None => joined.push((name, value.clone())),
+            None => joined.push((name, value)),
         }
     }
     serializer.collect_map(joined)

@@ -396,30 +396,23 @@ enum Cookies {
     Last,
 }
 
-/// Headers as `{"name": "v1, v2"}`.
+/// Headers as `{"name": "v1, v2"}` (the rule is api-client's), `Set-Cookie` as [`Cookies`]
+/// says.
 struct Joined<'a>(&'a HeaderMap, Cookies);
 
 impl Serialize for Joined<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        for name in self.0.keys() {
-            let mut values = self.0.get_all(name).iter();
-            if name == SET_COOKIE {
-                if let (Cookies::Last, Some(last)) = (self.1, values.next_back()) {
-                    map.serialize_entry(name.as_str(), &text(last))?;
-                }
-                continue;
-            }
-            let first = values.next().map(text).unwrap_or_default();
-            let mut joined = first;
-            for v in values {
-                let joined = joined.to_mut();
-                joined.push_str(", ");
-                joined.push_str(&text(v));
-            }
-            map.serialize_entry(name.as_str(), &joined)?;
-        }
-        map.end()
+        let last_cookie = match self.1 {
+            Cookies::Apart => None,
+            Cookies::Last => self.0.get_all(SET_COOKIE).iter().next_back(),
+        };
+        let pairs = self
+            .0
+            .iter()
+            .filter(|(name, _)| *name != SET_COOKIE)
+            .chain(last_cookie.map(|v| (&SET_COOKIE, v)))
+            .map(|(name, value)| (name.as_str(), text(value)));
+        http_integration::serialize_joined_headers(pairs, serializer)
     }
 }
 
