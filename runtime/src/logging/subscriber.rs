@@ -76,21 +76,15 @@ impl LambdaSubscriber {
     /// what the line shows of it: a field's `Debug` that logs must not find it locked.)
     fn render(&self, event: &Event<'_>, line: &mut String) {
         let level = event.metadata().level().as_str();
-        let leaf = match event.parent() {
-            Some(id) => Some(id.clone()),
-            None if event.is_contextual() => current(),
-            None => None,
-        };
+        let leaf = parent(event.parent(), event.is_contextual());
         let request_id = super::request_id();
         match self.format {
             LogFormat::Text => {
                 let _ = write!(line, "{level:>5} ");
-                let mut scoped = false;
+                let scopes_start = line.len();
                 if let Some(id) = &request_id {
-                    scoped = true;
                     let _ = write!(line, "invocation{{requestId={id:?}}}:");
                 }
-                let before = line.len();
                 {
                     let spans = self.spans();
                     let mut chain = Vec::new();
@@ -107,12 +101,10 @@ impl LambdaSubscriber {
                         line.push(':');
                     }
                 }
-                if scoped || line.len() > before {
+                if line.len() > scopes_start {
                     line.push(' ');
                 }
-                let mut fields = String::new();
-                event.record(&mut Fields::new(LogFormat::Text, &mut fields));
-                line.push_str(&fields);
+                event.record(&mut Fields::new(LogFormat::Text, line, false));
             }
             LogFormat::Json => {
                 line.push_str("{\"timestamp\":\"");
@@ -122,27 +114,20 @@ impl LambdaSubscriber {
                     line.push_str(",\"requestId\":");
                     json_string(line, id);
                 }
-                // The innermost span, rendered while the table is locked and written after
-                // the event's fields.
-                let mut span = String::new();
-                if let Some(id) = &leaf {
-                    if let Some(data) = self.spans().get(id) {
-                        span.push_str(",\"span\":{\"name\":");
-                        json_string(&mut span, data.metadata.name());
-                        if !data.fields.is_empty() {
-                            span.push(',');
-                            span.push_str(&data.fields);
-                        }
-                        span.push('}');
+                event.record(&mut Fields::new(LogFormat::Json, line, true));
+                // The innermost span, after the event's fields (which are written before
+                // the table is locked).
+                let spans = self.spans();
+                if let Some(data) = leaf.as_ref().and_then(|id| spans.get(id)) {
+                    line.push_str(",\"span\":{\"name\":");
+                    json_string(line, data.metadata.name());
+                    if !data.fields.is_empty() {
+                        line.push(',');
+                        line.push_str(&data.fields);
                     }
+                    line.push('}');
                 }
-                let mut fields = String::new();
-                event.record(&mut Fields::new(LogFormat::Json, &mut fields));
-                if !fields.is_empty() {
-                    line.push(',');
-                    line.push_str(&fields);
-                }
-                line.push_str(&span);
+                drop(spans);
                 line.push('}');
             }
         }
@@ -201,6 +186,16 @@ impl Spans {
     }
 }
 
+/// The parent of a new span or an event: the one named explicitly, else (when contextual)
+/// the span entered last on this thread.
+fn parent(explicit: Option<&Id>, contextual: bool) -> Option<Id> {
+    match explicit {
+        Some(id) => Some(id.clone()),
+        None if contextual => current(),
+        None => None,
+    }
+}
+
 /// The span entered last on this thread.
 fn current() -> Option<Id> {
     // `try_with`: a line logged while the thread's locals are torn down still goes out.
@@ -230,13 +225,9 @@ impl Subscriber for LambdaSubscriber {
     }
 
     fn new_span(&self, attrs: &Attributes<'_>) -> Id {
-        let parent = match attrs.parent() {
-            Some(id) => Some(id.clone()),
-            None if attrs.is_contextual() => current(),
-            None => None,
-        };
+        let parent = parent(attrs.parent(), attrs.is_contextual());
         let mut fields = String::new();
-        attrs.record(&mut Fields::new(self.format, &mut fields));
+        attrs.record(&mut Fields::new(self.format, &mut fields, false));
         let mut spans = self.spans();
         let parent = parent.filter(|p| match spans.get_mut(p) {
             Some(data) => {
@@ -256,7 +247,7 @@ impl Subscriber for LambdaSubscriber {
     fn record(&self, span: &Id, values: &Record<'_>) {
         // Rendered before the table is locked (a field's `Debug` may log).
         let mut more = String::new();
-        values.record(&mut Fields::new(self.format, &mut more));
+        values.record(&mut Fields::new(self.format, &mut more, false));
         if more.is_empty() {
             return;
         }
@@ -327,24 +318,32 @@ impl Subscriber for LambdaSubscriber {
     }
 }
 
-/// Writes fields as a line shows them, after any already in `out`: `message k=1 s="v"`
-/// (text: the message bare, every other value as `Debug` writes it, as tracing-subscriber
-/// does) or `"message":"…","k":1,"s":"v"` (JSON: numbers and booleans as themselves).
+/// Appends fields to `out` as a line shows them: `message k=1 s="v"` (text: the message
+/// bare, every other value as `Debug` writes it, as tracing-subscriber does) or
+/// `"message":"…","k":1,"s":"v"` (JSON: numbers and booleans as themselves).
 struct Fields<'a> {
     format: LogFormat,
     out: &'a mut String,
+    /// Whether a separator goes before the next field: after the first, or from the start
+    /// when `out` already ends with fields (a JSON object's first members).
+    separate: bool,
 }
 
 impl<'a> Fields<'a> {
-    fn new(format: LogFormat, out: &'a mut String) -> Self {
-        Fields { format, out }
+    fn new(format: LogFormat, out: &'a mut String, continues: bool) -> Self {
+        Fields {
+            format,
+            out,
+            separate: continues,
+        }
     }
 
     /// The separator before a field, and its name (`r#type` is `type`).
     fn start(&mut self, field: &Field) -> &'static str {
-        if !self.out.is_empty() {
+        if self.separate {
             self.out.push(separator(self.format));
         }
+        self.separate = true;
         let name = field.name();
         name.strip_prefix("r#").unwrap_or(name)
     }
