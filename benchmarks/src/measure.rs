@@ -168,8 +168,13 @@ pub async fn run_case(launcher: &Launcher, binary: &Path, case: &Case) -> Result
     let api = MockApi::start(case.event.clone(), case.invocations)
         .await
         .map_err(|e| e.to_string())?;
-    let mut child = spawn(launcher, binary, api.addr(), case.concurrency)
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
+    let mut child = spawn(launcher, binary, api.addr(), case.concurrency).map_err(|e| {
+        // The program that failed to start is the wrapper when there is one.
+        match launcher.wrapper.first() {
+            Some(wrapper) => format!("{wrapper} (wrapping {}): {e}", binary.display()),
+            None => format!("{}: {e}", binary.display()),
+        }
+    })?;
     let finished = tokio::time::timeout(RUN_LIMIT, api.finished()).await;
     if !launcher.wrapper.is_empty() {
         // Closing the API makes the subject give up and exit; the profiler then reports.
