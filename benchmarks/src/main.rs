@@ -208,44 +208,21 @@ fn http_cases(quick: bool) -> Vec<Case> {
     }]
 }
 
-/// Runs `case` on the two subjects `bins` (ours, then the reference's), interleaved and
-/// alternating who goes first.
-async fn paired(
+/// Runs `case` on each of the `K` subjects `bins` (ours, the reference's and, as a third,
+/// the floor), interleaved, ours and the reference alternating who goes first, so drift
+/// hits all alike. The floor does not run a case whose answers are errors.
+async fn interleaved<const K: usize>(
     launcher: &measure::Launcher,
     bins: &[PathBuf],
     case: &Case,
     runs: usize,
-) -> Result<[Vec<Sample>; 2], String> {
-    let mut samples: [Vec<Sample>; 2] = Default::default();
+) -> Result<[Vec<Sample>; K], String> {
+    let mut samples: [Vec<Sample>; K] = std::array::from_fn(|_| Vec::new());
     for run in 0..runs {
-        let order = if run % 2 == 0 {
-            [OURS, REFERENCE]
-        } else {
-            [REFERENCE, OURS]
-        };
-        for s in order {
-            samples[s].push(measure::run_case(launcher, &bins[s], case).await?);
+        let mut order: [usize; K] = std::array::from_fn(|s| s);
+        if run % 2 == 1 {
+            order.swap(OURS, REFERENCE);
         }
-    }
-    Ok(samples)
-}
-
-/// Runs `case` on the three subjects `bins` (ours, the reference's, the floor), interleaved,
-/// ours and the reference alternating who goes first, so drift hits all alike. The floor
-/// does not run a case whose answers are errors.
-async fn with_floor(
-    launcher: &measure::Launcher,
-    bins: &[PathBuf],
-    case: &Case,
-    runs: usize,
-) -> Result<[Vec<Sample>; 3], String> {
-    let mut samples: [Vec<Sample>; 3] = Default::default();
-    for run in 0..runs {
-        let order = if run % 2 == 0 {
-            [OURS, REFERENCE, FLOOR]
-        } else {
-            [REFERENCE, OURS, FLOOR]
-        };
         for s in order {
             if s == FLOOR && case.expect_errors {
                 continue;
@@ -442,7 +419,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     // Our tiny invocations/s against the mock API, for the emulator targets.
     let mut tiny_rate = None;
     for case in cases(o.quick).into_iter().filter(|c| selected(c.name)) {
-        let samples = with_floor(&launcher, &bins, &case, runs).await?;
+        let samples = interleaved(&launcher, &bins, &case, runs).await?;
         eprintln!("bench: {} done", case.name);
         rows.extend(metric_rows(case.name, &samples, !case.expect_errors));
         if case.name == "tiny event" {
@@ -465,7 +442,7 @@ async fn bench(o: &Options) -> Result<String, String> {
                 .iter()
                 .map(|n| path(n))
                 .collect::<Result<Vec<_>, _>>()?;
-            let samples = paired(&launcher, &variant_bins, &case, runs).await?;
+            let samples = interleaved(&launcher, &variant_bins, &case, runs).await?;
             rows.extend(paired_rows(case.name, &samples, &ECHO_METRICS));
             if subjects == MULTI_THREAD_SUBJECTS {
                 let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
@@ -568,7 +545,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             METRICS[5],
         ];
         for case in streams {
-            let samples = paired(&launcher, &stream_bins, &case, runs).await?;
+            let samples = interleaved(&launcher, &stream_bins, &case, runs).await?;
             rows.extend(paired_rows(case.name, &samples, &metrics));
             if case.name == "stream 100 MB" {
                 let peaks: Vec<f64> = samples[OURS].iter().map(|s| s.peak_rss_kb).collect();
@@ -591,7 +568,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             .map(|n| path(n))
             .collect::<Result<Vec<_>, _>>()?;
         for case in concurrent {
-            let samples = with_floor(&launcher, &concurrent_bins, &case, runs).await?;
+            let samples = interleaved(&launcher, &concurrent_bins, &case, runs).await?;
             rows.extend(metric_rows(case.name, &samples, true));
             let rate = |s: usize| {
                 let rates: Vec<f64> = samples[s].iter().map(|s| s.invocations_per_s).collect();
@@ -613,7 +590,7 @@ async fn bench(o: &Options) -> Result<String, String> {
             .map(|n| path(n))
             .collect::<Result<Vec<_>, _>>()?;
         for case in http {
-            let samples = paired(&launcher, &http_bins, &case, runs).await?;
+            let samples = interleaved(&launcher, &http_bins, &case, runs).await?;
             rows.extend(paired_rows(case.name, &samples, &ECHO_METRICS));
             eprintln!("bench: {} done", case.name);
         }
