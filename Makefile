@@ -37,11 +37,14 @@ package:
 	$(CARGO) build --quiet -p cargo-ironlambda
 	cd examples && $(TARGET_DIR)/debug/cargo-ironlambda ironlambda package --release --runtime $(RUNTIME)
 
-## Formatting and clippy, warnings as errors.
+## Formatting, clippy and the API docs, warnings as errors.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p ironlambda-runtime --all-targets --features sonic -- -D warnings
+	# The API docs build without a broken link or a stray tag.
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p ironlambda-runtime --features sonic --no-deps
 
 ## Benchmarks: ironlambda vs the reference lambda_runtime (and a hand-written floor), side by
 ## side in one run; writes BENCHMARKS.md.

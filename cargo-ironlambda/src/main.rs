@@ -60,7 +60,7 @@ impl Build {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Build through cargo and write deployable zips under lambda/<runtime>/<target>/ in
+    /// Build through cargo and write deployable zips under `lambda/<runtime>/<target>/` in
     /// cargo's target directory: a function as `bootstrap`, an extension as
     /// `extensions/<name>`.
     Package {

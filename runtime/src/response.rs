@@ -162,9 +162,8 @@ impl ResponseBuffer {
 
     /// Serializes `value` as JSON into the buffer and hands the bytes out.
     ///
-    /// With the `sonic` feature the bytes are written by `sonic-rs` (see [`sonic_wrote`]);
-    /// any value it cannot write as serde_json would is written by serde_json, and so is
-    /// every error.
+    /// With the `sonic` feature the bytes are written by `sonic-rs`; any value it cannot
+    /// write as serde_json would is written by serde_json, and so is every error.
     pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<Bytes, serde_json::Error> {
         // sonic-rs reserves room for the worst case before it writes a string (6 bytes for
         // each byte of it). Made in `buf`, the memory the event was read into, that room
