@@ -352,16 +352,18 @@ fn size_kib(p: &Path) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Ours through the emulator under one load (medians).
-struct EmulatorFigures {
+/// The row of `case` that holds `metric`, if the run measured it.
+fn measured<'a>(rows: &'a [Row], case: &str, (metric, _): Metric) -> Option<&'a Row> {
+    rows.iter().find(|r| r.case == case && r.metric == metric)
+}
+
+/// An emulator load's throughput target: ours through the emulator must keep at least
+/// `goal` of ours against the mock API, `direct`, measured after each round so that the
+/// machine's drift between sections does not enter the ratio.
+struct EmulatorTarget {
     load: &'static str,
-    rate: f64,
-    p50: f64,
-    p99: f64,
-    /// For a load with a throughput target: the least share of ours against the mock API
-    /// it must keep, and that direct rate, measured after each round so that the machine's
-    /// drift between sections does not enter the ratio.
-    throughput: Option<(f64, f64)>,
+    goal: f64,
+    direct: f64,
 }
 
 fn machine() -> String {
@@ -426,16 +428,10 @@ async fn bench(o: &Options) -> Result<String, String> {
     let mut rows = Vec::new();
 
     let selected = |name: &str| o.only.as_deref().is_none_or(|only| name.starts_with(only));
-    // Our CPU per tiny invocation on each flavour, for the multi-thread target.
-    let mut tiny_cpu: [Option<f64>; 2] = [None, None];
     for case in cases(o.quick).into_iter().filter(|c| selected(c.name)) {
         let samples = interleaved(&launcher, &bins, &case, runs).await?;
         eprintln!("bench: {} done", case.name);
         rows.extend(metric_rows(case.name, &samples, !case.expect_errors));
-        if case.name == "tiny event" {
-            let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
-            tiny_cpu[0] = Some(stats::median(&cpu));
-        }
     }
 
     // Echo cases on other builds of ours against the reference: the tiny echo on
@@ -452,10 +448,6 @@ async fn bench(o: &Options) -> Result<String, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             let samples = interleaved(&launcher, &variant_bins, &case, runs).await?;
             rows.extend(paired_rows(case.name, &samples, &ECHO_METRICS));
-            if subjects == MULTI_THREAD_SUBJECTS {
-                let cpu: Vec<f64> = samples[OURS].iter().map(|s| s.cpu_us).collect();
-                tiny_cpu[1] = Some(stats::median(&cpu));
-            }
             eprintln!("bench: {} done", case.name);
         }
     }
@@ -482,7 +474,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     }
     eprintln!("bench: cold start and sizes done");
 
-    let mut emulator_figures: Vec<EmulatorFigures> = Vec::new();
+    let mut emulator_targets: Vec<EmulatorTarget> = Vec::new();
     if selected("emulator") {
         let (clients, per_client) = if o.quick { (8, 5) } else { (8, 500) };
         let sequential = if o.quick { 20 } else { 4_000 };
@@ -536,23 +528,19 @@ async fn bench(o: &Options) -> Result<String, String> {
                 }
             }
             rows.extend(metric_rows(name, &samples, true).into_iter().take(3));
-            let median = |f: fn(&Sample) -> f64| {
-                stats::median(&samples[OURS].iter().map(f).collect::<Vec<_>>())
-            };
-            emulator_figures.push(EmulatorFigures {
-                load: name,
-                rate: median(|s| s.invocations_per_s),
-                p50: median(|s| s.p50_us),
-                p99: median(|s| s.p99_us),
-                throughput: goal.map(|goal| (goal, stats::median(&direct))),
-            });
+            if let Some(goal) = goal {
+                emulator_targets.push(EmulatorTarget {
+                    load: name,
+                    goal,
+                    direct: stats::median(&direct),
+                });
+            }
         }
     }
     eprintln!("bench: emulator done");
 
     // Streamed responses: ours (`Streaming::channel`) against the reference's
     // `streaming::channel`; the floor has no streaming counterpart.
-    let mut stream_peak_kib = None;
     let streams: Vec<Case> = stream_cases(o.quick)
         .into_iter()
         .filter(|c| selected(c.name))
@@ -569,17 +557,12 @@ async fn bench(o: &Options) -> Result<String, String> {
         for case in streams {
             let samples = interleaved(&launcher, &stream_bins, &case, runs).await?;
             rows.extend(paired_rows(case.name, &samples, &metrics));
-            if case.name == "stream 100 MB" {
-                let peaks: Vec<f64> = samples[OURS].iter().map(|s| s.peak_rss_kb).collect();
-                stream_peak_kib = Some(stats::median(&peaks));
-            }
             eprintln!("bench: {} done", case.name);
         }
     }
 
     // Lambda Managed Instances: N invocation loops, each invocation awaiting 5 ms, ours
     // against the reference's `run_concurrent`.
-    let mut concurrent_rates = Vec::new();
     let concurrent: Vec<Case> = concurrent_cases(o.quick)
         .into_iter()
         .filter(|c| selected(c.name))
@@ -592,11 +575,6 @@ async fn bench(o: &Options) -> Result<String, String> {
         for case in concurrent {
             let samples = interleaved(&launcher, &concurrent_bins, &case, runs).await?;
             rows.extend(metric_rows(case.name, &samples, true));
-            let rate = |s: usize| {
-                let rates: Vec<f64> = samples[s].iter().map(|s| s.invocations_per_s).collect();
-                stats::median(&rates)
-            };
-            concurrent_rates.push((case.name, case.concurrency, rate(OURS), rate(FLOOR)));
             eprintln!("bench: {} done", case.name);
         }
     }
@@ -729,25 +707,24 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str(&report::table(&rows));
     doc.push_str("\n## Targets\n\n");
     doc.push_str(&report::targets(&rows, &goals));
-    for (case, loops, rate, floor) in &concurrent_rates {
-        // N loops, each invocation waiting 5 ms: at best N / 5 ms invocations/s.
-        let goal = 0.9 * f64::from(*loops) / 0.005;
-        let verdict = if *rate >= goal { "met" } else { "missed" };
-        doc.push_str(&format!(
-            "- {case}, invocations/s of ours ≥ 0.9 × {loops} / 5 ms = {goal:.0} (absolute): {rate:.0}, {verdict} (the floor: {floor:.0})\n"
-        ));
-    }
-    for EmulatorFigures {
-        load,
-        rate,
-        p50,
-        p99,
-        throughput,
-    } in &emulator_figures
-    {
-        let Some((goal, direct)) = throughput else {
+    for case in concurrent_cases(false) {
+        let Some(row) = measured(&rows, case.name, METRICS[0]) else {
             continue;
         };
+        // N loops, each invocation waiting 5 ms: at best N / 5 ms invocations/s.
+        let loops = case.concurrency;
+        let goal = 0.9 * f64::from(loops) / 0.005;
+        let verdict = if row.ours >= goal { "met" } else { "missed" };
+        doc.push_str(&format!(
+            "- {}, invocations/s of ours ≥ 0.9 × {loops} / 5 ms = {goal:.0} (absolute): {:.0}, {verdict} (the floor: {:.0})\n",
+            case.name,
+            row.ours,
+            row.floor.unwrap_or(f64::NAN),
+        ));
+    }
+    for EmulatorTarget { load, goal, direct } in &emulator_targets {
+        let ours = |metric| measured(&rows, load, metric).map_or(f64::NAN, |r| r.ours);
+        let (rate, p50, p99) = (ours(METRICS[0]), ours(METRICS[1]), ours(METRICS[2]));
         let ratio = rate / direct;
         let verdict = if ratio >= *goal { "met" } else { "missed" };
         doc.push_str(&format!(
@@ -759,14 +736,15 @@ async fn bench(o: &Options) -> Result<String, String> {
             "- {load}: latency p99 ≤ 3 × p50 through the emulator: {p99:.0} / {p50:.0} µs = {spread:.2}×, {verdict}\n"
         ));
     }
-    if let [Some(current), Some(multi)] = tiny_cpu {
+    let cpu = |case| measured(&rows, case, METRICS[3]).map(|r| r.ours);
+    if let (Some(current), Some(multi)) = (cpu("tiny event"), cpu("tiny event, #[tokio::main]")) {
         let ratio = multi / current;
         let verdict = if ratio <= 1.3 { "met" } else { "missed" };
         doc.push_str(&format!(
             "- tiny event CPU µs/invocation of ours on `#[tokio::main]` ≤ 1.3 × ours on a current-thread runtime (same run): {multi:.1} / {current:.1} = {ratio:.2}×, {verdict}\n"
         ));
     }
-    if let Some(kib) = stream_peak_kib {
+    if let Some(kib) = measured(&rows, "stream 100 MB", METRICS[5]).map(|r| r.ours) {
         let verdict = if kib <= 16.0 * 1024.0 {
             "met"
         } else {
