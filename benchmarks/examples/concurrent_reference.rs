@@ -7,18 +7,11 @@
 #[path = "shared/exact_timer.rs"]
 mod exact_timer;
 
-use std::time::Duration;
-
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 async fn wait_then_echo(event: LambdaEvent<Value>) -> Result<Value, Error> {
-    const WAIT: Duration = Duration::from_millis(5);
-    if event.payload.get("timer").and_then(Value::as_str) == Some("exact") {
-        exact_timer::wait(WAIT).await?;
-    } else {
-        tokio::time::sleep(WAIT).await;
-    }
+    exact_timer::wait_5ms(&event.payload).await?;
     Ok(event.payload)
 }
 

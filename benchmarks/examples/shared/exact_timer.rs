@@ -17,8 +17,20 @@ use tokio::io::unix::AsyncFd;
 /// Disarmed timers, kept so that a wait costs two system calls (arm, read), not six.
 static IDLE: Mutex<Vec<AsyncFd<OwnedFd>>> = Mutex::new(Vec::new());
 
+/// The benchmark handler's wait: 5 ms on tokio's timer, or on an exact one when the event
+/// says `{"timer": "exact"}`.
+pub async fn wait_5ms(event: &serde_json::Value) -> io::Result<()> {
+    const WAIT: Duration = Duration::from_millis(5);
+    if event.get("timer").and_then(serde_json::Value::as_str) == Some("exact") {
+        wait(WAIT).await
+    } else {
+        tokio::time::sleep(WAIT).await;
+        Ok(())
+    }
+}
+
 /// Waits `duration` on a `CLOCK_MONOTONIC` timer.
-pub async fn wait(duration: Duration) -> io::Result<()> {
+async fn wait(duration: Duration) -> io::Result<()> {
     let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let timer = match idle {
         Some(timer) => timer,
