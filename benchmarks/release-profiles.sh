@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Appends to stdout a Markdown section measuring the release profile: the echo function on
 # ironlambda built with several profiles, its stripped size, and the instructions it runs
-# per tiny invocation (callgrind, through `bench --profile`: repeatable on a noisy machine).
+# per tiny invocation (callgrind, through `bench --profile`: repeatable on a noisy machine),
+# and the cold start of the echo functions linked statically.
 # Used by `make bench`; needs valgrind and the release `bench` binary and examples, and
 # cargo-bloat for the table of what each crate costs (skipped with a note without it).
 set -euo pipefail
@@ -77,6 +78,39 @@ variant "recommended with opt-level \"z\"" \
 echo
 echo "\`panic = \"abort\"\` is not an option: a panicking handler must fail one invocation, not the"
 echo "process, and catching the panic needs unwinding."
+
+echo
+echo "## Static linking"
+echo
+echo "The echo functions built as static-pie binaries (\`-C target-feature=+crt-static\` with"
+echo "\`--target\`, so that build scripts and proc macros stay dynamic), against the same"
+echo "functions dynamically linked as above: spawn → first \`/next\`, each line from"
+echo "\`bench --only \"cold start\" --runs 5\` (medians of 100 spawns per subject, interleaved)."
+echo "A static binary skips the dynamic loader's work: mapping libc and libgcc_s, resolving"
+echo "their symbols and running their initialisers."
+echo
+triple=$(rustc -vV | sed -n 's/^host: //p')
+static_dir="$target/profile-variants/static"
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$static_dir" \
+  cargo build -q --release --target "$triple" -p ironlambda-benchmarks --example echo_reference \
+    --example echo_floor >&2
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$static_dir" \
+  cargo build -q --release --target "$triple" -p ironlambda-bench-subjects --example echo_ironlambda >&2
+cold() {
+  local out; out=$(mktemp)
+  "$target/release/bench" --examples "$1" --only "cold start" --runs 5 --out "$out" >/dev/null 2>&1
+  grep -m1 '^| cold start | spawn' "$out" | awk -F'|' '{ gsub(/ /, ""); print $4, $5, $7 }'
+  rm -f "$out"
+}
+read -r dyn_ours dyn_ref dyn_floor < <(cold "$target/release/examples")
+read -r st_ours st_ref st_floor < <(cold "$static_dir/$triple/release/examples")
+echo "| linking | ours µs | reference µs | ours / reference | floor µs |"
+echo "|---|---:|---:|---:|---:|"
+echo "| dynamic (glibc, cargo's default) | $dyn_ours | $dyn_ref | $(ratio "$dyn_ours" "$dyn_ref") | $dyn_floor |"
+echo "| static-pie (\`+crt-static\`) | $st_ours | $st_ref | $(ratio "$st_ours" "$st_ref") | $st_floor |"
+echo "| static / dynamic | $(ratio "$st_ours" "$dyn_ours") | $(ratio "$st_ref" "$dyn_ref") | | $(ratio "$st_floor" "$dyn_floor") |"
+echo
+echo "Stripped size of ours, static: $(stat -c %s "$static_dir/$triple/release/examples/echo_ironlambda") bytes (glibc's static parts included)."
 
 echo
 echo "## What the echo binary is made of"
