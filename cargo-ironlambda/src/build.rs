@@ -5,6 +5,7 @@
 //! `CARGO_TARGET_DIR`, profiles, features and workspaces are honoured without this tool
 //! knowing about any of them.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -24,6 +25,8 @@ pub struct BuildOptions {
     pub features: Vec<String>,
     /// Build with `cargo zigbuild` instead of `cargo build`.
     pub zig: bool,
+    /// Link the binaries statically (`-C target-feature=+crt-static`); needs `target`.
+    pub static_crt: bool,
 }
 
 /// A binary cargo built.
@@ -77,6 +80,9 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Built>, String> {
     }
     if let Some(target) = &options.target {
         cmd.args(["--target", target]);
+        if options.static_crt {
+            link_statically(&mut cmd, target);
+        }
     }
     if !options.features.is_empty() {
         cmd.args(["--features", &options.features.join(",")]);
@@ -90,6 +96,46 @@ pub fn build(dir: &Path, options: &BuildOptions) -> Result<Vec<Built>, String> {
         return Err(format!("cargo build failed ({})", output.status));
     }
     Ok(built)
+}
+
+/// Where `-C target-feature=+crt-static` goes so that cargo reads it.
+#[derive(Debug, PartialEq, Eq)]
+enum StaticFlag {
+    /// This variable, set to this value (the user's flags, then ours).
+    Variable(&'static str, OsString),
+    /// A `--config` argument.
+    Config(String),
+}
+
+/// Cargo takes its flags from the first source that is set: `CARGO_ENCODED_RUSTFLAGS`
+/// (`encoded`), `RUSTFLAGS` (`plain`), else `target.<triple>.rustflags` in its config (which
+/// then shadows `build.rustflags`). The flag joins the variable that is set, else goes in
+/// that config key, where cargo appends it to the user's own entries. With `--target`, build
+/// scripts and proc macros, which must stay dynamic, get none of these.
+fn static_flag(encoded: Option<OsString>, plain: Option<OsString>, target: &str) -> StaticFlag {
+    const FLAG: &str = "-Ctarget-feature=+crt-static";
+    if let Some(mut flags) = encoded {
+        if !flags.is_empty() {
+            flags.push("\x1f");
+        }
+        flags.push(FLAG);
+        StaticFlag::Variable("CARGO_ENCODED_RUSTFLAGS", flags)
+    } else if let Some(mut flags) = plain {
+        flags.push(" ");
+        flags.push(FLAG);
+        StaticFlag::Variable("RUSTFLAGS", flags)
+    } else {
+        StaticFlag::Config(format!("target.{target}.rustflags=[\"{FLAG}\"]"))
+    }
+}
+
+/// Makes `cmd` link its binaries for `target` statically (see [`static_flag`]).
+fn link_statically(cmd: &mut Command, target: &str) {
+    let encoded = std::env::var_os("CARGO_ENCODED_RUSTFLAGS");
+    match static_flag(encoded, std::env::var_os("RUSTFLAGS"), target) {
+        StaticFlag::Variable(name, value) => cmd.env(name, value),
+        StaticFlag::Config(value) => cmd.arg("--config").arg(value),
+    };
 }
 
 /// The binaries among cargo's JSON messages.
@@ -185,6 +231,43 @@ pub fn zigbuild_available() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_static_flag_joins_the_rustflags_cargo_will_read() {
+        let target = "x86_64-unknown-linux-gnu";
+        assert_eq!(
+            static_flag(None, None, target),
+            StaticFlag::Config(
+                r#"target.x86_64-unknown-linux-gnu.rustflags=["-Ctarget-feature=+crt-static"]"#
+                    .into()
+            )
+        );
+        assert_eq!(
+            static_flag(None, Some("-Ctarget-cpu=native".into()), target),
+            StaticFlag::Variable(
+                "RUSTFLAGS",
+                "-Ctarget-cpu=native -Ctarget-feature=+crt-static".into()
+            )
+        );
+        assert_eq!(
+            static_flag(
+                Some("-C\x1ftarget-cpu=native".into()),
+                Some("ignored".into()),
+                target
+            ),
+            StaticFlag::Variable(
+                "CARGO_ENCODED_RUSTFLAGS",
+                "-C\x1ftarget-cpu=native\x1f-Ctarget-feature=+crt-static".into()
+            )
+        );
+        assert_eq!(
+            static_flag(Some("".into()), None, target),
+            StaticFlag::Variable(
+                "CARGO_ENCODED_RUSTFLAGS",
+                "-Ctarget-feature=+crt-static".into()
+            )
+        );
+    }
 
     #[test]
     fn extensions_are_declared_in_package_metadata() {

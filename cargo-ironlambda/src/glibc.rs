@@ -2,7 +2,7 @@
 //!
 //! A binary linked against a newer glibc than the runtime's fails at init with `version
 //! GLIBC_2.xx not found`, after the deploy. The highest `GLIBC_x.y` in the ELF file's
-//! version-needs table says it before.
+//! version-needs table says it before. A static binary carries its own glibc and needs none.
 
 use std::path::Path;
 
@@ -33,7 +33,7 @@ fn parse(text: &str) -> Option<Version> {
 }
 
 /// The highest glibc version the 64-bit ELF binary at `path` needs (`None`: no glibc
-/// symbol versions, e.g. a static musl binary).
+/// symbol versions: a static binary).
 pub fn required(path: &Path) -> Result<Option<Version>, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let elf = ElfFile64::<Endianness>::parse(&*data)
@@ -70,8 +70,8 @@ pub fn verdict(name: &str, required: Option<Version>, runtime: &str) -> Option<S
         "{name} needs glibc {need} but {runtime} has glibc {have}: it would fail at init with \
          'version GLIBC_{need} not found'.\n  fix: package for provided.al2023 (--runtime \
          provided.al2023), or build against glibc {have} with cargo-zigbuild (pip install \
-         ziglang cargo-zigbuild; `cargo ironlambda package` uses it when installed), or build \
-         a static binary for the musl target."
+         ziglang cargo-zigbuild; `cargo ironlambda package` uses it when installed), or link \
+         glibc in (`cargo ironlambda package --static`)."
     ))
 }
 

@@ -54,6 +54,7 @@ impl Build {
             target,
             features: self.features.clone(),
             zig: false,
+            static_crt: false,
         }
     }
 }
@@ -77,6 +78,12 @@ enum Command {
         /// A Rust target, e.g. aarch64-unknown-linux-gnu for Graviton.
         #[arg(long)]
         target: Option<String>,
+        /// Link glibc into the binaries (static-pie): a faster start, and no glibc needed
+        /// from the runtime. Needs glibc's static libraries for the target (libc6-dev on
+        /// Debian for this machine's). `[build] rustflags` are then shadowed: put flags
+        /// under `[target.<triple>]`.
+        #[arg(long = "static")]
+        static_link: bool,
     },
     /// Build, serve every function binary on the emulator, and rebuild on source changes.
     Watch {
@@ -157,9 +164,13 @@ async fn run(command: Command) -> Result<ExitCode, String> {
             extension,
             runtime,
             target,
+            static_link,
         } => {
             let options = package::PackageOptions {
-                build: build.options(target),
+                build: build::BuildOptions {
+                    static_crt: static_link,
+                    ..build.options(target)
+                },
                 extension,
                 runtime,
             };

@@ -57,8 +57,8 @@ pub fn zip_for(built: &Built, out: &Path, extension: bool) -> (PathBuf, String) 
     }
 }
 
-/// Builds (through cargo-zigbuild for `provided.al2`), checks each binary's glibc against
-/// the runtime's, and writes the zips under `lambda/<runtime>/<target>/` in cargo's target
+/// Builds (statically with `--static`, else through cargo-zigbuild for `provided.al2`),
+/// checks each binary's glibc against the runtime's (a static one needs none), and writes the zips under `lambda/<runtime>/<target>/` in cargo's target
 /// directory.
 /// Returns the zips written, or every refusal.
 pub fn package(dir: &Path, options: &PackageOptions) -> Result<Vec<PathBuf>, String> {
@@ -68,13 +68,27 @@ pub fn package(dir: &Path, options: &PackageOptions) -> Result<Vec<PathBuf>, Str
     })?;
     let host = std::env::consts::ARCH.to_owned() + "-unknown-linux-gnu";
     let target = options.build.target.clone().unwrap_or(host);
+    if options.build.static_crt && !target.ends_with("-linux-gnu") {
+        let musl = if target.contains("-musl") {
+            " (a musl binary is static already: package it without --static)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "--static links glibc into the binary, for a *-linux-gnu target, not {target}{musl}"
+        ));
+    }
     if !build::target_installed(&target) {
         return Err(format!(
             "the Rust target {target} is not installed: `rustup target add {target}` installs it (building for it also needs a linker for it: cargo-zigbuild brings one)"
         ));
     }
     let mut build_options = options.build.clone();
-    if options.runtime == "provided.al2" {
+    if build_options.static_crt {
+        // Static binaries need no glibc from the runtime, so no cargo-zigbuild either. The
+        // target is always named, to keep build scripts and proc macros dynamic.
+        build_options.target = Some(target.clone());
+    } else if options.runtime == "provided.al2" {
         if !build::zigbuild_available() {
             return Err(format!(
                 "provided.al2 has glibc {}.{}, older than this machine's: its binaries must be linked against it with cargo-zigbuild, which is not installed.\n  fix: pip install ziglang cargo-zigbuild (or package for provided.al2023)",

@@ -121,6 +121,26 @@ fn an_uninstalled_target_is_a_clear_error() {
     );
 }
 
+#[test]
+fn static_for_a_musl_target_says_it_is_static_already() {
+    let out = tool()
+        .args([
+            "package",
+            "--static",
+            "--target",
+            "x86_64-unknown-linux-musl",
+        ])
+        .current_dir(workspace().join("examples"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a musl binary is static already"),
+        "{stderr}"
+    );
+}
+
 /// For provided.al2 (glibc 2.26) the binary is built through cargo-zigbuild, and the zip
 /// only written when its binary needs no newer glibc; without cargo-zigbuild, the error
 /// says how to install it.
@@ -247,6 +267,58 @@ fn package_works_in_a_crate_outside_the_workspace() {
     assert_zip(&zips, "parcel.zip", "bootstrap");
     assert_zip(&zips, "layer-watcher.zip", "extensions/watcher");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--static` writes a bootstrap that names no dynamic loader (`PT_INTERP`), so it needs no
+/// glibc from the runtime, and that bootstrap serves invocations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn package_static_writes_a_bootstrap_without_a_dynamic_loader_that_serves_invocations() {
+    let dir = std::env::temp_dir().join(format!("ironlambda-static-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    scratch_crate(&dir, "anchor", r#"Ok("linked in".into())"#, false);
+    succeed(
+        tool()
+            .args(["package", "--static"])
+            .current_dir(&dir)
+            .env("CARGO_TARGET_DIR", target_dir()),
+    );
+    let zip = al2023_zips().join("anchor.zip");
+    assert_zip(zip.parent().unwrap(), "anchor.zip", "bootstrap");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let mut bootstrap = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("bootstrap").unwrap(), &mut bootstrap).unwrap();
+    assert!(
+        !names_an_interpreter(&bootstrap),
+        "the bootstrap is linked dynamically"
+    );
+    let dynamic = std::fs::read(env!("CARGO_BIN_EXE_cargo-ironlambda")).unwrap();
+    assert!(
+        names_an_interpreter(&dynamic),
+        "a dynamic binary names its loader"
+    );
+    let unpacked = dir.join("bootstrap");
+    std::fs::write(&unpacked, &bootstrap).unwrap();
+    std::fs::set_permissions(
+        &unpacked,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let emulator = Emulator::builder(&unpacked).start().await.unwrap();
+    let answer = emulator.invoke("{}").await.unwrap();
+    assert_eq!(answer.json().unwrap(), "linked in");
+    emulator.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether an ELF file has a `PT_INTERP` program header: the path of the dynamic loader
+/// that a dynamically linked binary needs.
+fn names_an_interpreter(bytes: &[u8]) -> bool {
+    use object::read::elf::{ElfFile64, ProgramHeader};
+    let elf = ElfFile64::<object::Endianness>::parse(bytes).unwrap();
+    let endian = elf.endian();
+    elf.elf_program_headers()
+        .iter()
+        .any(|h| h.p_type(endian) == object::elf::PT_INTERP)
 }
 
 fn write_main(dir: &Path, body: &str) {
