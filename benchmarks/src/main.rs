@@ -152,48 +152,52 @@ fn stream_cases(quick: bool) -> Vec<Case> {
     ]
 }
 
-/// The concurrency cases, measured on `concurrent_ironlambda` and `concurrent_reference`:
-/// N = 4 and N = 16, each invocation waiting 5 ms on tokio's timer (what users write, which
-/// rounds the wait up to about 6 ms) or on an exact one (as a downstream call would).
+/// The concurrency cases, measured on [`CONCURRENT_SUBJECTS`] (`#[tokio::main]`,
+/// multi-thread): N = 4 and N = 16, each invocation waiting 5 ms on tokio's timer (what
+/// users write, which rounds the wait up to about 6 ms) or on an exact one (as a downstream
+/// call would).
 fn concurrent_cases(quick: bool) -> Vec<Case> {
-    let n = |full: usize| if quick { full / 20 } else { full };
-    let tokio_timer = br#"{"n":1}"#;
-    let exact_timer = br#"{"n":1,"timer":"exact"}"#;
-    [
-        (
-            "concurrent N=4, 5 ms handler",
+    vec![
+        concurrent_case("concurrent N=4, 5 ms handler", 4, quick, TOKIO_TIMER),
+        concurrent_case("concurrent N=16, 5 ms handler", 16, quick, TOKIO_TIMER),
+        concurrent_case("concurrent N=4, 5 ms exact timer", 4, quick, EXACT_TIMER),
+        concurrent_case("concurrent N=16, 5 ms exact timer", 16, quick, EXACT_TIMER),
+    ]
+}
+
+/// The exact-timer concurrency cases again, measured on
+/// [`CURRENT_THREAD_CONCURRENT_SUBJECTS`]: the loops interleaved on one thread.
+fn current_thread_concurrent_cases(quick: bool) -> Vec<Case> {
+    vec![
+        concurrent_case(
+            "concurrent N=4, 5 ms exact timer, current-thread",
             4,
-            n(2_000),
-            &tokio_timer[..],
+            quick,
+            EXACT_TIMER,
         ),
-        (
-            "concurrent N=16, 5 ms handler",
+        concurrent_case(
+            "concurrent N=16, 5 ms exact timer, current-thread",
             16,
-            n(8_000),
-            &tokio_timer[..],
-        ),
-        (
-            "concurrent N=4, 5 ms exact timer",
-            4,
-            n(2_000),
-            &exact_timer[..],
-        ),
-        (
-            "concurrent N=16, 5 ms exact timer",
-            16,
-            n(8_000),
-            &exact_timer[..],
+            quick,
+            EXACT_TIMER,
         ),
     ]
-    .into_iter()
-    .map(|(name, concurrency, invocations, event)| Case {
+}
+
+/// The events that choose the concurrent handler's timer.
+const TOKIO_TIMER: &[u8] = br#"{"n":1}"#;
+const EXACT_TIMER: &[u8] = br#"{"n":1,"timer":"exact"}"#;
+
+/// A case of N loops: 500 invocations per loop (a twentieth with `quick`).
+fn concurrent_case(name: &'static str, loops: u32, quick: bool, event: &'static [u8]) -> Case {
+    let invocations = loops as usize * 500;
+    Case {
         name,
         event: Bytes::from_static(event),
-        invocations,
+        invocations: if quick { invocations / 20 } else { invocations },
         expect_errors: false,
-        concurrency,
-    })
-    .collect()
+        concurrency: loops,
+    }
 }
 
 /// The HTTP cases, measured on [`HTTP_SUBJECTS`]: an API Gateway HTTP API event through an
@@ -250,6 +254,25 @@ const CONCURRENT_SUBJECTS: [&str; 3] = [
     "concurrent_reference",
     "concurrent_floor",
 ];
+
+/// The same on a current-thread runtime: ours through `start`, the reference's under
+/// `#[tokio::main(flavor = "current_thread")]`; the same floor.
+const CURRENT_THREAD_CONCURRENT_SUBJECTS: [&str; 3] = [
+    "concurrent_ironlambda_ct",
+    "concurrent_reference_ct",
+    "concurrent_floor",
+];
+
+/// Every concurrency case with the subjects it runs on.
+fn concurrent_groups(quick: bool) -> [(Vec<Case>, [&'static str; 3]); 2] {
+    [
+        (concurrent_cases(quick), CONCURRENT_SUBJECTS),
+        (
+            current_thread_concurrent_cases(quick),
+            CURRENT_THREAD_CONCURRENT_SUBJECTS,
+        ),
+    ]
+}
 
 /// The echo functions on `#[tokio::main]` (multi-thread), ours and the reference's.
 const MULTI_THREAD_SUBJECTS: [&str; 2] = ["echo_ironlambda_mt", "echo_reference_mt"];
@@ -393,14 +416,20 @@ async fn bench(o: &Options) -> Result<String, String> {
         || -> Result<Vec<PathBuf>, String> { STREAM_SUBJECTS.iter().map(|n| path(n)).collect() };
     if let Some((name, launcher)) = &o.profile {
         // Every group of cases with the subjects it runs on.
-        let groups: Vec<(Vec<Case>, Vec<&str>)> = vec![
+        let groups: Vec<(Vec<Case>, Vec<&str>)> = [
             (cases(false), SUBJECTS.to_vec()),
             (stream_cases(false), STREAM_SUBJECTS.to_vec()),
-            (concurrent_cases(false), CONCURRENT_SUBJECTS.to_vec()),
             (http_cases(false), HTTP_SUBJECTS.to_vec()),
             (multi_thread_cases(false), MULTI_THREAD_SUBJECTS.to_vec()),
             (sonic_cases(false), SONIC_SUBJECTS.to_vec()),
-        ];
+        ]
+        .into_iter()
+        .chain(
+            concurrent_groups(false)
+                .into_iter()
+                .map(|(cases, subjects)| (cases, subjects.to_vec())),
+        )
+        .collect();
         let (case, subjects) = groups
             .into_iter()
             .find_map(|(cases, subjects)| {
@@ -563,12 +592,12 @@ async fn bench(o: &Options) -> Result<String, String> {
 
     // Lambda Managed Instances: N invocation loops, each invocation awaiting 5 ms, ours
     // against the reference's `run_concurrent`.
-    let concurrent: Vec<Case> = concurrent_cases(o.quick)
-        .into_iter()
-        .filter(|c| selected(c.name))
-        .collect();
-    if !concurrent.is_empty() {
-        let concurrent_bins = CONCURRENT_SUBJECTS
+    for (cases, subjects) in concurrent_groups(o.quick) {
+        let concurrent: Vec<Case> = cases.into_iter().filter(|c| selected(c.name)).collect();
+        if concurrent.is_empty() {
+            continue;
+        }
+        let concurrent_bins = subjects
             .iter()
             .map(|n| path(n))
             .collect::<Result<Vec<_>, _>>()?;
@@ -669,10 +698,16 @@ async fn bench(o: &Options) -> Result<String, String> {
             higher_is_better: false,
         },
     ];
-    // Concurrency: ≥ 1.3 × the reference's throughput at ≤ 0.6 × its CPU, on either timer.
+    // Concurrency: ≥ 1.3 × the reference's throughput at ≤ 0.6 × its CPU, on either timer
+    // and either flavour.
+    let all_concurrent = || {
+        concurrent_groups(false)
+            .into_iter()
+            .flat_map(|(cases, _)| cases)
+    };
     let goals: Vec<Target> = goals
         .into_iter()
-        .chain(concurrent_cases(false).into_iter().flat_map(|c| {
+        .chain(all_concurrent().flat_map(|c| {
             [
                 Target {
                     case: c.name,
@@ -695,10 +730,10 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str(&format!(
         "- Runs: {runs} per figure, subjects interleaved (ironlambda, reference, floor; the first two alternate who goes first); medians shown; {spawns} spawns for cold start.\n"
     ));
-    doc.push_str("- Subjects: `benchmarks/subjects/examples/echo_ironlambda.rs`, `benchmarks/examples/echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON, each answer and the next `/next` in one write as ironlambda does), all built with the workspace release profile, on a current-thread tokio runtime. Our current-thread subjects (echo, stream, HTTP) are a package of their own, built with `-p` alone, so that cargo does not unify into them the tokio multi-thread scheduler the other subjects need: they link what a user's crate with the same code links. The reference always links that scheduler (`lambda_runtime` asks for `rt-multi-thread`).\n");
+    doc.push_str("- Subjects: `benchmarks/subjects/examples/echo_ironlambda.rs`, `benchmarks/examples/echo_reference.rs` (`lambda_runtime` 1.5, its default `tracing` subscriber as its docs show), `echo_floor.rs` (std only, HTTP by hand, no JSON, each answer and the next `/next` in one write as ironlambda does), all built with the workspace release profile, on a current-thread tokio runtime. Our current-thread subjects (echo, stream, HTTP, the current-thread concurrent one) are a package of their own, built with `-p` alone, so that cargo does not unify into them the tokio multi-thread scheduler the other subjects need: they link what a user's crate with the same code links. The reference always links that scheduler (`lambda_runtime` asks for `rt-multi-thread`).\n");
     doc.push_str("- CPU and peak RSS are the function process's own (`wait4` rusage); latency is from serving `/next` to receiving the whole `/response`; the mock Runtime API runs in the bench process, which the scheduler usually puts on the other core, so every message costs a cross-core wake-up.\n");
     doc.push_str("- Emulator rows: invoke round trips through `ironlambda-emulator` on keep-alive connections, each subject running under it.\n");
-    doc.push_str("- Concurrent rows: `concurrent_ironlambda.rs` and `concurrent_reference.rs` (`lambda_runtime::run_concurrent`, feature `concurrency-tokio`) with `AWS_LAMBDA_MAX_CONCURRENCY=N`, on `#[tokio::main]` (multi-thread), each invocation awaiting a 5 ms timer: tokio's (`5 ms handler`, what users write; it rounds the deadline up to the next millisecond tick and parks with a whole-millisecond timeout, so the wait lasts about 6 ms) or a `timerfd` that does not round (`5 ms exact timer`, as a downstream call would answer); the mock API hands an event to every open `/next`. Their floor, `concurrent_floor.rs`, is N blocking std threads that sleep 5 ms each (`nanosleep`).\n");
+    doc.push_str("- Concurrent rows: `concurrent_ironlambda.rs` and `concurrent_reference.rs` (`lambda_runtime::run_concurrent`, feature `concurrency-tokio`) with `AWS_LAMBDA_MAX_CONCURRENCY=N`, on `#[tokio::main]` (multi-thread), each invocation awaiting a 5 ms timer: tokio's (`5 ms handler`, what users write; it rounds the deadline up to the next millisecond tick and parks with a whole-millisecond timeout, so the wait lasts about 6 ms) or a `timerfd` that does not round (`5 ms exact timer`, as a downstream call would answer); the mock API hands an event to every open `/next`. Their floor, `concurrent_floor.rs`, is N blocking std threads that sleep 5 ms each (`nanosleep`). `current-thread` rows: the same handler on one thread, ours through `start` (`benchmarks/subjects/examples/concurrent_ironlambda_ct.rs`, the entry point the README shows first), the reference's under `#[tokio::main(flavor = \"current_thread\")]` (`concurrent_reference_ct.rs`).\n");
     doc.push_str("- `#[tokio::main]` rows: `echo_ironlambda_mt.rs` and `echo_reference_mt.rs`, the same echo on the multi-thread runtime most users write (two workers on this machine).\n");
     doc.push_str("- `feature sonic` rows: `echo_ironlambda_sonic`, the same echo source built with `ironlambda-runtime`'s `sonic` feature (responses written by `sonic-rs`), in a package of its own (`benchmarks/subjects-sonic`), against the reference's echo.\n");
     doc.push_str("- HTTP rows: `http_ironlambda.rs` (`ironlambda_http::run`) and `http_reference.rs` (`lambda_http::run` 1.3, its default subscriber), the same axum 0.8 `Router` answering `benchmarks/events/apigw-http.json`, an API Gateway HTTP API (payload 2.0) event, with JSON; current-thread tokio runtime.\n");
@@ -707,7 +742,7 @@ async fn bench(o: &Options) -> Result<String, String> {
     doc.push_str(&report::table(&rows));
     doc.push_str("\n## Targets\n\n");
     doc.push_str(&report::targets(&rows, &goals));
-    for case in concurrent_cases(false) {
+    for case in all_concurrent() {
         let Some(row) = measured(&rows, case.name, METRICS[0]) else {
             continue;
         };

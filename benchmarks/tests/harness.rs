@@ -52,10 +52,11 @@ fn a_quick_stream_run_measures_time_to_first_byte_for_both_runtimes() {
 }
 
 #[test]
-fn a_quick_concurrent_run_measures_both_runtimes_and_the_floor_on_either_timer() {
+fn a_quick_concurrent_run_measures_both_runtimes_and_the_floor_on_either_timer_and_flavour() {
     for row in [
         "| concurrent N=4, 5 ms handler | invocations/s |",
         "| concurrent N=4, 5 ms exact timer | invocations/s |",
+        "| concurrent N=4, 5 ms exact timer, current-thread | invocations/s |",
     ] {
         let cells = quick_row("concurrent N=4", row);
         // ironlambda, reference, ratio and floor all measured.

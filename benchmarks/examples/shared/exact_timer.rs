@@ -3,8 +3,8 @@
 //! `tokio::time::sleep` rounds its deadline up to the next millisecond tick and parks with a
 //! whole-millisecond `epoll_wait` timeout, so a 5 ms sleep lasts about 6 ms on any runtime.
 //! That caps a 5 ms handler at N / 6 ms whatever the runtime does; a real downstream call
-//! answers when it answers. The concurrency benchmark measures both waits; both subjects
-//! include this same file.
+//! answers when it answers. The concurrency benchmark measures both waits; every concurrent
+//! subject includes this same file.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
