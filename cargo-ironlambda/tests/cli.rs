@@ -100,21 +100,22 @@ fn package_writes_functions_as_bootstrap_and_declared_extensions_as_layers() {
     );
 }
 
-#[test]
-fn an_uninstalled_target_is_a_clear_error() {
+/// Runs `cargo ironlambda package ARGS` in the examples crate, expecting a refusal, and
+/// returns what it printed on stderr.
+fn package_refusal(args: &[&str]) -> String {
     let out = tool()
-        .args([
-            "package",
-            "--bin",
-            "hello",
-            "--target",
-            "riscv64gc-unknown-linux-gnu",
-        ])
+        .arg("package")
+        .args(args)
         .current_dir(workspace().join("examples"))
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "package {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn an_uninstalled_target_is_a_clear_error() {
+    let stderr = package_refusal(&["--bin", "hello", "--target", "riscv64gc-unknown-linux-gnu"]);
     assert!(
         stderr.contains("rustup target add riscv64gc-unknown-linux-gnu"),
         "{stderr}"
@@ -123,18 +124,7 @@ fn an_uninstalled_target_is_a_clear_error() {
 
 #[test]
 fn static_for_a_musl_target_says_it_is_static_already() {
-    let out = tool()
-        .args([
-            "package",
-            "--static",
-            "--target",
-            "x86_64-unknown-linux-musl",
-        ])
-        .current_dir(workspace().join("examples"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = package_refusal(&["--static", "--target", "x86_64-unknown-linux-musl"]);
     assert!(
         stderr.contains("a musl binary is static already"),
         "{stderr}"
