@@ -96,14 +96,20 @@ RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$static_dir" \
     --example echo_floor >&2
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$static_dir" \
   cargo build -q --release --target "$triple" -p ironlambda-bench-subjects --example echo_ironlambda >&2
+# Ours, the reference's and the floor's cold start (µs) for the subjects in directory $1;
+# fails, and so stops the script, when bench does or writes no such row.
 cold() {
-  local out; out=$(mktemp)
-  "$target/release/bench" --examples "$1" --only "cold start" --runs 5 --out "$out" >/dev/null 2>&1
-  grep -m1 '^| cold start | spawn' "$out" | awk -F'|' '{ gsub(/ /, ""); print $4, $5, $7 }'
+  local out row; out=$(mktemp)
+  "$target/release/bench" --examples "$1" --only "cold start" --runs 5 --out "$out" >/dev/null
+  row=$(grep -m1 '^| cold start | spawn' "$out" | awk -F'|' '{ gsub(/ /, ""); print $4, $5, $7 }')
   rm -f "$out"
+  [ -n "$row" ] || { echo "release-profiles.sh: no cold start row for $1" >&2; return 1; }
+  echo "$row"
 }
-read -r dyn_ours dyn_ref dyn_floor < <(cold "$target/release/examples")
-read -r st_ours st_ref st_floor < <(cold "$static_dir/$triple/release/examples")
+dynamic=$(cold "$target/release/examples")
+static=$(cold "$static_dir/$triple/release/examples")
+read -r dyn_ours dyn_ref dyn_floor <<<"$dynamic"
+read -r st_ours st_ref st_floor <<<"$static"
 echo "| linking | ours µs | reference µs | ours / reference | floor µs |"
 echo "|---|---:|---:|---:|---:|"
 echo "| dynamic (glibc, cargo's default) | $dyn_ours | $dyn_ref | $(ratio "$dyn_ours" "$dyn_ref") | $dyn_floor |"

@@ -58,8 +58,8 @@ pub fn zip_for(built: &Built, out: &Path, extension: bool) -> (PathBuf, String) 
 }
 
 /// Builds (statically with `--static`, else through cargo-zigbuild for `provided.al2`),
-/// checks each binary's glibc against the runtime's (a static one needs none), and writes the zips under `lambda/<runtime>/<target>/` in cargo's target
-/// directory.
+/// checks each binary's glibc against the runtime's (a static one needs none), and writes
+/// the zips under `lambda/<runtime>/<target>/` in cargo's target directory.
 /// Returns the zips written, or every refusal.
 pub fn package(dir: &Path, options: &PackageOptions) -> Result<Vec<PathBuf>, String> {
     let have = glibc::runtime_glibc(&options.runtime).ok_or_else(|| {
